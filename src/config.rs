@@ -1,0 +1,235 @@
+//! Operator settings, read from the environment once at startup.
+//!
+//! `AWS_REGION` is the one required setting for auditing AWS; everything
+//! else has a default. A blank variable counts as unset. Numbers out of
+//! range are configuration errors, reported with the variable's name.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aws::credentials::EnvironmentCredentials;
+use crate::aws::{ClientSettings, CredentialsProvider, Endpoints};
+
+/// A setting the operator must fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads a variable from the process environment; blank means unset.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A lookup function over the process environment.
+pub fn process_env() -> impl Fn(&str) -> Option<String> {
+    env_var
+}
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// `DSPM_LISTEN`, default `0.0.0.0:8103`.
+    pub listen: String,
+    /// `DSPM_HTTP_WORKERS`: request-handling threads, default 8.
+    pub workers: usize,
+}
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8103";
+
+impl ServerSettings {
+    pub fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ServerSettings, ConfigError> {
+        Ok(ServerSettings {
+            listen: lookup("DSPM_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            workers: number(lookup, "DSPM_HTTP_WORKERS", 8, 1..=256)?,
+        })
+    }
+}
+
+/// Everything needed to audit a live AWS account.
+pub struct AwsSettings {
+    pub region: String,
+    pub endpoints: Endpoints,
+    pub credentials: Arc<dyn CredentialsProvider>,
+    pub client: ClientSettings,
+}
+
+impl AwsSettings {
+    pub fn from_lookup(
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<AwsSettings, ConfigError> {
+        let region = lookup("AWS_REGION").or_else(|| lookup("AWS_DEFAULT_REGION")).ok_or_else(|| {
+            ConfigError(
+                "AWS_REGION is not set: set it to the account's home region (e.g. AWS_REGION=ap-northeast-2), \
+                 or audit offline with --demo or --inventory FILE"
+                    .into(),
+            )
+        })?;
+        if region.is_empty()
+            || !region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(ConfigError(format!(
+                "AWS_REGION {region:?} is not a region name"
+            )));
+        }
+        let endpoints = Endpoints::from_lookup(&region, lookup).map_err(|e| ConfigError(e.0))?;
+        let allow_long_term = flag(lookup, "DSPM_ALLOW_LONG_TERM_KEYS")?;
+        let credentials: Arc<dyn CredentialsProvider> =
+            match EnvironmentCredentials::from_lookup(lookup, allow_long_term).map_err(|e| ConfigError(e.0))? {
+                Some(env) => Arc::new(env),
+                None => {
+                    return Err(ConfigError(
+                        "no AWS credentials found: looked for AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and \
+                         AWS_SESSION_TOKEN (temporary keys)"
+                            .into(),
+                    ))
+                }
+            };
+        Ok(AwsSettings {
+            region,
+            endpoints,
+            credentials,
+            client: client_settings(lookup)?,
+        })
+    }
+}
+
+/// `DSPM_AWS_*` tuning: timeouts, attempts, concurrency.
+pub fn client_settings(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<ClientSettings, ConfigError> {
+    let defaults = ClientSettings::default();
+    Ok(ClientSettings {
+        connect_timeout: Duration::from_millis(number(
+            lookup,
+            "DSPM_AWS_CONNECT_TIMEOUT_MS",
+            defaults.connect_timeout.as_millis() as u64,
+            10..=60_000,
+        )?),
+        call_timeout: Duration::from_millis(number(
+            lookup,
+            "DSPM_AWS_CALL_TIMEOUT_MS",
+            defaults.call_timeout.as_millis() as u64,
+            10..=300_000,
+        )?),
+        max_attempts: number(
+            lookup,
+            "DSPM_AWS_MAX_ATTEMPTS",
+            defaults.max_attempts,
+            1..=10,
+        )?,
+        retry_base: Duration::from_millis(number(
+            lookup,
+            "DSPM_AWS_RETRY_BASE_MS",
+            defaults.retry_base.as_millis() as u64,
+            0..=20_000,
+        )?),
+        concurrency: number(lookup, "DSPM_AWS_CONCURRENCY", defaults.concurrency, 1..=64)?,
+    })
+}
+
+fn number<T>(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(text) = lookup(name) else {
+        return Ok(default);
+    };
+    match text.trim().parse::<T>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(ConfigError(format!(
+            "{name}={text:?} is not a number from {} to {}",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
+fn flag(lookup: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<bool, ConfigError> {
+    match lookup(name).as_deref().map(str::trim) {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => Ok(false),
+        Some(v) => Err(ConfigError(format!("{name}={v:?} must be true or false"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn region_is_required_and_named() {
+        let err = AwsSettings::from_lookup(&lookup(&[]))
+            .err()
+            .expect("must fail");
+        assert!(err.0.contains("AWS_REGION is not set"), "{err}");
+        let err = AwsSettings::from_lookup(&lookup(&[("AWS_REGION", "Seoul!")]))
+            .err()
+            .expect("must fail");
+        assert!(err.0.contains("not a region name"), "{err}");
+        let err = AwsSettings::from_lookup(&lookup(&[("AWS_REGION", "us-east-1")]))
+            .err()
+            .expect("no creds");
+        assert!(err.0.contains("AWS_SESSION_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn numbers_are_range_checked() {
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            Result<usize, &'static str>,
+        );
+        let cases: &[Case] = &[
+            (&[], Ok(8)),
+            (&[("DSPM_AWS_CONCURRENCY", "16")], Ok(16)),
+            (
+                &[("DSPM_AWS_CONCURRENCY", "0")],
+                Err("DSPM_AWS_CONCURRENCY"),
+            ),
+            (&[("DSPM_AWS_CONCURRENCY", "many")], Err("is not a number")),
+        ];
+        for (env, want) in cases {
+            let got = client_settings(&lookup(env))
+                .map(|s| s.concurrency)
+                .map_err(|e| e.0);
+            match (got, want) {
+                (Ok(v), Ok(w)) => assert_eq!(v, *w),
+                (Err(e), Err(fragment)) => assert!(e.contains(fragment), "{e}"),
+                (got, want) => panic!("{env:?}: {got:?} vs {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn flags() {
+        assert_eq!(flag(&lookup(&[("F", "TRUE")]), "F"), Ok(true));
+        assert_eq!(flag(&lookup(&[("F", "0")]), "F"), Ok(false));
+        assert!(flag(&lookup(&[("F", "yes")]), "F").is_err());
+    }
+}

@@ -1,0 +1,361 @@
+//! The HTTP API as a pure function from request to response, so that every
+//! route and every refusal is tested without a socket.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::audit::{self, AuditError, Target};
+use crate::evaluate;
+use crate::report::frameworks;
+
+/// Largest request body accepted (`POST /v1/audit` needs a few hundred bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most query parameters accepted on one request.
+pub const MAX_QUERY_PARAMS: usize = 32;
+
+/// The parts of a request the API looks at.
+#[derive(Debug, Clone)]
+pub struct ApiRequest<'a> {
+    pub method: &'a str,
+    /// The path without the query.
+    pub path: &'a str,
+    pub query: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub body: Value,
+    /// Responses carrying audit data must not be cached.
+    pub sensitive: bool,
+}
+
+impl ApiResponse {
+    pub fn ok(body: Value) -> ApiResponse {
+        ApiResponse {
+            status: 200,
+            body,
+            sensitive: false,
+        }
+    }
+
+    pub fn error(status: u16, message: impl Into<String>) -> ApiResponse {
+        let error = match status {
+            400 => "bad_request",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            413 => "payload_too_large",
+            415 => "unsupported_media_type",
+            429 => "too_many_requests",
+            502 => "bad_gateway",
+            503 => "unavailable",
+            _ => "internal_error",
+        };
+        ApiResponse {
+            status,
+            body: json!({ "error": error, "message": message.into() }),
+            sensitive: false,
+        }
+    }
+}
+
+/// Routes one request.
+pub fn handle(target: &Target, request: &ApiRequest) -> ApiResponse {
+    let segments: Vec<&str> = request
+        .path
+        .trim_end_matches('/')
+        .split('/')
+        .skip(1)
+        .collect();
+    let route = match segments.as_slice() {
+        ["health"] => Route::Health,
+        ["v1", "frameworks"] => Route::Frameworks,
+        ["v1", "frameworks", id] => Route::Framework(id),
+        ["v1", "checks"] => Route::Checks,
+        ["v1", "audit"] => Route::Audit,
+        _ => return ApiResponse::error(404, format!("no such endpoint: {}", request.path)),
+    };
+    let allowed: &[&str] = if route == Route::Audit {
+        &["GET", "POST"]
+    } else {
+        &["GET"]
+    };
+    let head_of_get = request.method == "HEAD" && allowed.contains(&"GET");
+    if !(allowed.contains(&request.method) || head_of_get) {
+        return ApiResponse::error(
+            405,
+            format!(
+                "{} does not accept {}; use {}",
+                request.path,
+                request.method,
+                allowed.join(" or ")
+            ),
+        );
+    }
+    if route != Route::Audit && !request.query.is_empty() {
+        return ApiResponse::error(400, format!("{} takes no query parameters", request.path));
+    }
+    match route {
+        Route::Health => health(),
+        Route::Frameworks => ApiResponse::ok(framework_list()),
+        Route::Framework(id) => match frameworks::find(id) {
+            Some(f) => ApiResponse::ok(json!(f)),
+            None => ApiResponse::error(
+                404,
+                format!(
+                    "unknown framework {id:?}; known: {}",
+                    frameworks::ids().join(", ")
+                ),
+            ),
+        },
+        Route::Checks => ApiResponse::ok(json!({ "checks": evaluate::CHECKS })),
+        Route::Audit => audit_route(target, request),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Health,
+    Frameworks,
+    Framework(&'a str),
+    Checks,
+    Audit,
+}
+
+pub fn health() -> ApiResponse {
+    ApiResponse::ok(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+fn framework_list() -> Value {
+    let list: Vec<Value> = frameworks::all()
+        .iter()
+        .map(|f| {
+            json!({
+                "id": f.id,
+                "name": f.name,
+                "version": f.version,
+                "publisher": f.publisher,
+                "controls": f.controls.len(),
+            })
+        })
+        .collect();
+    json!({ "frameworks": list })
+}
+
+/// `POST /v1/audit` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditBody {
+    #[serde(default)]
+    frameworks: Vec<String>,
+}
+
+fn audit_route(target: &Target, request: &ApiRequest) -> ApiResponse {
+    let ids = match request.method {
+        "POST" => audit_body(request),
+        _ => audit_query(request.query),
+    };
+    let ids = match ids {
+        Ok(ids) => ids,
+        Err(response) => return response,
+    };
+    let selected = match audit::select_frameworks(&ids) {
+        Ok(s) => s,
+        Err(e) => return ApiResponse::error(400, e.to_string()),
+    };
+    match audit::run(target, &selected) {
+        Ok(report) => ApiResponse {
+            status: 200,
+            body: serde_json::to_value(&report)
+                .unwrap_or_else(|e| json!({ "error": e.to_string() })),
+            sensitive: true,
+        },
+        Err(e @ AuditError::BadRequest(_)) => ApiResponse::error(400, e.to_string()),
+        Err(e @ AuditError::Credentials(_)) => ApiResponse::error(503, e.to_string()),
+        Err(e) => ApiResponse::error(502, e.to_string()),
+    }
+}
+
+fn audit_query(query: &str) -> Result<Vec<String>, ApiResponse> {
+    let pairs = parse_query(query).map_err(|m| ApiResponse::error(400, m))?;
+    let mut ids = Vec::new();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "framework" if !value.is_empty() => ids.push(value),
+            "framework" => return Err(ApiResponse::error(400, "framework must not be empty")),
+            other => {
+                return Err(ApiResponse::error(
+                    400,
+                    format!(
+                    "unknown query parameter {other:?}; /v1/audit takes framework=ID (repeatable)"
+                ),
+                ))
+            }
+        }
+    }
+    Ok(ids)
+}
+
+fn audit_body(request: &ApiRequest) -> Result<Vec<String>, ApiResponse> {
+    if request.body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let media_type = request.content_type.map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    if media_type.as_deref() != Some("application/json") {
+        return Err(ApiResponse::error(
+            415,
+            "POST /v1/audit takes a JSON body: set Content-Type: application/json",
+        ));
+    }
+    let text = std::str::from_utf8(request.body)
+        .map_err(|_| ApiResponse::error(400, "the request body is not valid UTF-8"))?;
+    let body: AuditBody = serde_json::from_str(text).map_err(|e| {
+        ApiResponse::error(
+            400,
+            format!("invalid body: {e}; expected {{\"frameworks\": [\"cis-aws-3.0\", ...]}}"),
+        )
+    })?;
+    Ok(body.frameworks)
+}
+
+/// Splits an `application/x-www-form-urlencoded` query into decoded pairs.
+pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    for part in query.split('&').filter(|p| !p.is_empty()) {
+        if pairs.len() == MAX_QUERY_PARAMS {
+            return Err(format!(
+                "too many query parameters (at most {MAX_QUERY_PARAMS})"
+            ));
+        }
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        let decode = |s: &str| {
+            crate::collect::percent_decode(&s.replace('+', " "))
+                .ok_or_else(|| format!("query parameter {s:?} is not valid percent-encoded UTF-8"))
+        };
+        pairs.push((decode(key)?, decode(value)?));
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request<'a>(
+        method: &'a str,
+        path: &'a str,
+        query: &'a str,
+        body: &'a [u8],
+    ) -> ApiRequest<'a> {
+        ApiRequest {
+            method,
+            path,
+            query,
+            content_type: Some("application/json"),
+            body,
+        }
+    }
+
+    #[test]
+    fn routes_and_refusals() {
+        let target = Target::demo();
+        let cases: &[(&str, &str, &str, &[u8], u16)] = &[
+            ("GET", "/health", "", b"", 200),
+            ("HEAD", "/health", "", b"", 200),
+            ("GET", "/v1/frameworks", "", b"", 200),
+            ("GET", "/v1/frameworks/isms-p-2023", "", b"", 200),
+            ("GET", "/v1/frameworks/nope", "", b"", 404),
+            ("GET", "/v1/checks", "", b"", 200),
+            ("GET", "/v1/audit", "framework=cis-aws-3.0", b"", 200),
+            ("GET", "/v1/audit", "framework=nope", b"", 400),
+            ("GET", "/v1/audit", "framework=", b"", 400),
+            ("GET", "/v1/audit", "color=red", b"", 400),
+            ("GET", "/v1/audit", "framework=%ZZ", b"", 400),
+            (
+                "POST",
+                "/v1/audit",
+                "",
+                br#"{"frameworks":["isms-p-2023"]}"#,
+                200,
+            ),
+            ("POST", "/v1/audit", "", b"", 200),
+            ("POST", "/v1/audit", "", b"{", 400),
+            ("POST", "/v1/audit", "", br#"{"framework":["x"]}"#, 400),
+            ("POST", "/v1/audit", "", br#"{"frameworks":["x"]}"#, 400),
+            ("POST", "/v1/audit", "", b"\xff\xfe", 400),
+            ("DELETE", "/v1/audit", "", b"", 405),
+            ("POST", "/health", "", b"", 405),
+            ("GET", "/health", "x=1", b"", 400),
+            ("GET", "/", "", b"", 404),
+            ("GET", "/v2/audit", "", b"", 404),
+        ];
+        for (method, path, query, body, status) in cases {
+            let response = handle(&target, &request(method, path, query, body));
+            assert_eq!(
+                response.status, *status,
+                "{method} {path}?{query}: {}",
+                response.body
+            );
+            if *status >= 400 {
+                assert!(response.body["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty()));
+            }
+        }
+    }
+
+    #[test]
+    fn audit_responses_are_marked_sensitive() {
+        let target = Target::demo();
+        let response = handle(&target, &request("GET", "/v1/audit", "", b""));
+        assert!(response.sensitive);
+        assert_eq!(
+            response.body["frameworks"].as_array().map(Vec::len),
+            Some(2)
+        );
+        assert!(!handle(&target, &request("GET", "/health", "", b"")).sensitive);
+    }
+
+    #[test]
+    fn json_bodies_need_the_json_media_type() {
+        let target = Target::demo();
+        let body = br#"{"frameworks":[]}"#;
+        for (content_type, status) in [
+            (Some("application/json"), 200),
+            (Some("application/json; charset=utf-8"), 200),
+            (Some("text/plain"), 415),
+            (None, 415),
+        ] {
+            let req = ApiRequest {
+                content_type,
+                ..request("POST", "/v1/audit", "", body)
+            };
+            assert_eq!(handle(&target, &req).status, status, "{content_type:?}");
+        }
+    }
+
+    #[test]
+    fn query_strings() {
+        assert_eq!(
+            parse_query("framework=cis-aws-3.0&framework=isms%2Dp-2023").expect("valid"),
+            [
+                ("framework".into(), "cis-aws-3.0".into()),
+                ("framework".into(), "isms-p-2023".into())
+            ]
+        );
+        assert_eq!(
+            parse_query("a+b=c+d").expect("valid"),
+            [("a b".into(), "c d".into())]
+        );
+        assert!(parse_query(&"a=1&".repeat(40)).is_err());
+        assert!(parse_query("a=%FF").is_err());
+    }
+}
