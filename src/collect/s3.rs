@@ -388,7 +388,12 @@ pub fn parse_encryption(text: &str) -> Result<Vec<EncryptionRule>, AwsError> {
 pub fn parse_versioning(text: &str) -> Result<Versioning, AwsError> {
     let doc = document(text)?;
     let root = doc.root_element();
-    if root.tag_name().name() != "VersioningConfiguration" {
+    // AWS answers `VersioningConfiguration`; some S3-compatible servers
+    // name the root after the operation. Both carry the same children.
+    if !matches!(
+        root.tag_name().name(),
+        "VersioningConfiguration" | "GetBucketVersioningResponse"
+    ) {
         return Err(AwsError::malformed("expected VersioningConfiguration"));
     }
     let field = |name| {
@@ -536,6 +541,7 @@ mod tests {
             ("<VersioningConfiguration/>", (None, None)),
             ("<VersioningConfiguration><Status>Enabled</Status><MfaDelete>Enabled</MfaDelete></VersioningConfiguration>", (Some("Enabled"), Some("Enabled"))),
             ("<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>", (Some("Suspended"), None)),
+            ("<GetBucketVersioningResponse><Status>Enabled</Status></GetBucketVersioningResponse>", (Some("Enabled"), None)),
         ];
         for (text, (status, mfa)) in cases {
             let v = parse_versioning(text).expect("valid");
