@@ -199,3 +199,6 @@ mod tests {
         assert_eq!(f.evidence["action"], "s3:GetBucketPolicy");
     }
 }
+
+#[cfg(test)]
+mod check_tables;
