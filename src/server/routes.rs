@@ -71,6 +71,7 @@ pub fn handle(target: &Target, request: &ApiRequest) -> ApiResponse {
         .collect();
     let route = match segments.as_slice() {
         ["health"] => Route::Health,
+        ["ready"] => Route::Ready,
         ["v1", "frameworks"] => Route::Frameworks,
         ["v1", "frameworks", id] => Route::Framework(id),
         ["v1", "checks"] => Route::Checks,
@@ -99,6 +100,7 @@ pub fn handle(target: &Target, request: &ApiRequest) -> ApiResponse {
     }
     match route {
         Route::Health => health(),
+        Route::Ready => ready(target),
         Route::Frameworks => ApiResponse::ok(framework_list()),
         Route::Framework(id) => match frameworks::find(id) {
             Some(f) => ApiResponse::ok(json!(f)),
@@ -118,6 +120,7 @@ pub fn handle(target: &Target, request: &ApiRequest) -> ApiResponse {
 #[derive(Debug, PartialEq, Eq)]
 enum Route<'a> {
     Health,
+    Ready,
     Frameworks,
     Framework(&'a str),
     Checks,
@@ -126,6 +129,23 @@ enum Route<'a> {
 
 pub fn health() -> ApiResponse {
     ApiResponse::ok(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// Readiness: whether an audit could start now. For a live account that
+/// means credentials can be obtained (fetched or refreshed if needed); a
+/// fixed inventory is always ready. Never calls an AWS service API.
+pub fn ready(target: &Target) -> ApiResponse {
+    match target {
+        Target::Aws(aws) => match aws.credentials.credentials() {
+            Ok(_) => ApiResponse::ok(
+                json!({ "status": "ready", "credentials": aws.credentials.describe() }),
+            ),
+            Err(e) => ApiResponse::error(503, format!("credentials unavailable: {e}")),
+        },
+        Target::Fixed { .. } => {
+            ApiResponse::ok(json!({ "status": "ready", "source": target.describe() }))
+        }
+    }
 }
 
 fn framework_list() -> Value {
@@ -269,6 +289,7 @@ mod tests {
         let target = Target::demo();
         let cases: &[(&str, &str, &str, &[u8], u16)] = &[
             ("GET", "/health", "", b"", 200),
+            ("GET", "/ready", "", b"", 200),
             ("HEAD", "/health", "", b"", 200),
             ("GET", "/v1/frameworks", "", b"", 200),
             ("GET", "/v1/frameworks/isms-p-2023", "", b"", 200),
