@@ -173,7 +173,12 @@ fn scan_exit_codes() {
     assert_eq!((code, failing.len()), (0, 0), "{failing:#?}");
 
     // The audit cannot run: exit 2 and the reason on stderr.
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    type Case = (
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
+    let cases: &[Case] = &[
         (&["scan"], &[], "AWS_REGION is not set"),
         (
             &["scan"],
