@@ -115,3 +115,29 @@ fn failure(action: &str, error: AwsError) -> CollectError {
         http_status: error.http_status,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ACTIONS;
+
+    /// The shipped least-privilege policy grants exactly what collection
+    /// calls: no action missing, none extra.
+    #[test]
+    fn the_audit_policy_grants_exactly_the_collected_actions() {
+        let text = include_str!("../../deploy/iam/dspm-audit-policy.json");
+        let policy: serde_json::Value = serde_json::from_str(text).expect("policy JSON");
+        let mut granted: Vec<&str> = policy["Statement"]
+            .as_array()
+            .expect("statements")
+            .iter()
+            .inspect(|s| assert_eq!(s["Effect"], "Allow"))
+            .flat_map(|s| s["Action"].as_array().expect("action list").iter())
+            .map(|a| a.as_str().expect("action"))
+            .collect();
+        granted.sort_unstable();
+        let mut called: Vec<&str> = ACTIONS.to_vec();
+        called.sort_unstable();
+        assert_eq!(granted, called);
+        assert!(granted.iter().all(|a| !a.contains('*')), "no wildcards");
+    }
+}
