@@ -23,8 +23,10 @@ $(VENV)/.installed: tests/moto/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r tests/moto/requirements.txt
 	touch $@
 
-## test: install what the tests need, then run every test.
-test: venv lint test-rust
+## test: install what the tests need, then run every test: lints, the Rust
+## tests (unit, moto and stub integration), the supply-chain checks and the
+## scratch image built and run with buildah (see mk/image.mk).
+test: venv lint test-rust audit hadolint image-test
 
 lint:
 	$(CARGO) fmt --all -- --check

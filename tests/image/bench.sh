@@ -35,6 +35,10 @@ image_bytes=0
 for digest in $(jq -r '.layers[].digest | sub("sha256:"; "")' "$work/image/manifest.json"); do
     image_bytes=$((image_bytes + $(stat -c %s "$work/image/$digest")))
 done
+gzip_bytes=0
+for digest in $(jq -r '.layers[].digest | sub("sha256:"; "")' "$work/image/manifest.json"); do
+    gzip_bytes=$((gzip_bytes + $(gzip -6 -c "$work/image/$digest" | wc -c)))
+done
 config_digest=$(jq -r '.config.digest | sub("sha256:"; "")' "$work/image/manifest.json")
 image_bytes=$((image_bytes + $(stat -c %s "$work/image/$config_digest")))
 
@@ -52,5 +56,7 @@ row "static binary" "$(mb "$binary_bytes")" 6 MB
 row "image, uncompressed" "$(mb "$image_bytes")" 7 MB
 row "files in image" "$files" 1 ""
 row "start -> /health 200, median" "$(figure startup_ms_median)" 50 ms
-printf '%-28s %12s ms    (min %s, max %s, 10 runs)\n' "" "" "$(figure startup_ms_min)" "$(figure startup_ms_max)"
+printf '%-28s %12s  (min %s ms, max %s ms, 10 runs)\n' "" "" "$(figure startup_ms_min)" "$(figure startup_ms_max)"
 row "idle RSS (VmRSS)" "$(mb_from_kib "$(figure rss_kib_idle)")" 10 MB
+printf '%-28s %12s  (%s MB at the first 200)\n' "" "" "$(mb_from_kib "$(figure rss_kib_at_ready)")"
+printf '%-28s %12s MB  (gzip -6 of the layer, what a registry stores)\n' "image, compressed" "$(mb "$gzip_bytes")"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The scratch image, tested as an operator would meet it:
+#   0. the build context that Dockerfile.scratch is sent (context-test.sh);
 #   1. its config: user, entrypoint, cmd, healthcheck, port, env, labels;
 #   2. its root filesystem: the binary and nothing else;
 #   3. a real run with buildah (chroot isolation, so host loopback), no AWS
@@ -19,7 +20,12 @@ for var in $(compgen -e | grep -E '^AWS_' || true); do unset "$var"; done
 
 container=""
 server_pid=""
+passed=0
+log=""
+audit_body=""
 cleanup() {
+    local status=$?
+    rm -f "$log" "$audit_body"
     if [ -n "$server_pid" ]; then
         kill -TERM -- "-$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
@@ -28,14 +34,27 @@ cleanup() {
         bh umount "$container" >/dev/null 2>&1 || true
         bh rm "$container" >/dev/null 2>&1 || true
     fi
+    # The closing line in the form test runners use, pass or fail.
+    if [ "$status" -eq 0 ]; then
+        echo "image-test: $passed passed, 0 failed"
+    else
+        echo "image-test: $passed passed, 1 failed"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-pass() { echo "  ok  $*"; }
+pass() {
+    passed=$((passed + 1))
+    echo "  ok  $*"
+}
+
+echo "image-test: $IMAGE_REF"
+echo "context:"
+tests/image/context-test.sh || die "build context check failed"
+passed=$((passed + 1))
 
 # --- 1. config --------------------------------------------------------------
-echo "image-test: $IMAGE_REF"
 echo "config:"
 config=$(bh inspect --type image "$IMAGE_REF" | jq '.Docker.config')
 want() { # want JQ-EXPRESSION EXPECTED-JSON DESCRIPTION
@@ -116,7 +135,6 @@ code=$(curl -sS --noproxy '*' --max-time 30 -o "$audit_body" -w '%{http_code}' \
 count=$(jq -e '.results | length' "$audit_body") \
     || die "GET /v1/audit: no results array: $(head -c 500 "$audit_body")"
 pass "GET /v1/audit?framework=cis-aws-3.0: 200, $count results"
-rm -f "$audit_body"
 
 bh run --isolation chroot --env "DSPM_LISTEN=127.0.0.1:$port" \
     "$container" -- "$entrypoint" healthcheck >/dev/null 2>&1 \
@@ -133,6 +151,3 @@ status=$?
 set -e
 [ "$status" = 1 ] || die "healthcheck with no server: expected exit 1, got $status"
 pass "healthcheck inside: exit 1 once the server is gone"
-rm -f "$log"
-
-echo "image-test: PASS"

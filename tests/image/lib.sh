@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the scripts in tests/image/. Sourced, not run.
 
 die() {
