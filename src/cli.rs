@@ -148,14 +148,18 @@ pub fn run(command: Command) -> i32 {
 pub fn init_logging(default: &str) {
     let mut builder = env_logger::Builder::new();
     builder.filter_level(log::LevelFilter::Warn);
-    builder.filter_module(
-        "dspm_audit",
-        default.parse().unwrap_or(log::LevelFilter::Info),
-    );
-    if let Some(spec) = config::env_var("RUST_LOG") {
-        builder.parse_filters(&spec);
+    match config::env_var("RUST_LOG") {
+        Some(spec) => {
+            builder.parse_filters(&spec);
+        }
+        None => {
+            builder.filter_module(
+                "dspm_audit",
+                default.parse().unwrap_or(log::LevelFilter::Info),
+            );
+        }
     }
-    for noisy in ["ureq", "ureq_proto", "rustls", "tiny_http"] {
+    for noisy in ["ureq", "ureq_proto", "rustls"] {
         builder.filter_module(noisy, log::LevelFilter::Info);
     }
     builder.format_timestamp_millis();

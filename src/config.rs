@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::aws::credentials::EnvironmentCredentials;
+use crate::aws::credentials;
 use crate::aws::{ClientSettings, CredentialsProvider, Endpoints};
 
 /// A setting the operator must fix.
@@ -40,6 +40,66 @@ pub struct ServerSettings {
     pub listen: String,
     /// `DSPM_HTTP_WORKERS`: request-handling threads, default 8.
     pub workers: usize,
+    /// `DSPM_MAX_CONCURRENT_AUDITS`: audits running at once, default 2;
+    /// more are refused with 429.
+    pub max_concurrent_audits: usize,
+    /// `DSPM_SHUTDOWN_GRACE` (seconds, default 25): how long in-flight
+    /// requests may finish after SIGTERM, under the 30 s that ECS and
+    /// Kubernetes allow before SIGKILL.
+    pub shutdown_grace: Duration,
+    /// `DSPM_HTTP_READ_TIMEOUT_MS` (default 10 000): a client must send each
+    /// piece of its request within this time, so slow clients cannot hold
+    /// connections.
+    pub read_timeout: Duration,
+    /// The bearer token clients must present, from `DSPM_API_TOKEN_FILE`
+    /// or `DSPM_API_TOKEN`; `None` leaves the API open.
+    pub api_token: Option<ApiToken>,
+}
+
+/// A shared secret for API clients. Compared in constant time; never
+/// printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken(Vec<u8>);
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken(** redacted **)")
+    }
+}
+
+/// Shortest token accepted: a guessable token is worse than none.
+const MIN_TOKEN_LENGTH: usize = 16;
+
+impl ApiToken {
+    pub fn new(text: &str) -> Result<ApiToken, ConfigError> {
+        let token = text.trim();
+        if token.len() < MIN_TOKEN_LENGTH {
+            return Err(ConfigError(format!(
+                "the API token must be at least {MIN_TOKEN_LENGTH} characters"
+            )));
+        }
+        if token.bytes().any(|b| !b.is_ascii_graphic()) {
+            return Err(ConfigError(
+                "the API token must be printable ASCII without spaces".into(),
+            ));
+        }
+        Ok(ApiToken(token.as_bytes().to_vec()))
+    }
+
+    /// Whether an `Authorization` header value carries this token, compared
+    /// without an early exit so timing does not reveal how much matched.
+    pub fn accepts(&self, authorization: Option<&str>) -> bool {
+        let Some(presented) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let presented = presented.trim().as_bytes();
+        let mut difference = presented.len() ^ self.0.len();
+        for (i, expected) in self.0.iter().enumerate() {
+            let got = presented.get(i).copied().unwrap_or(0);
+            difference |= usize::from(got ^ expected);
+        }
+        difference == 0
+    }
 }
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8103";
@@ -51,7 +111,37 @@ impl ServerSettings {
         Ok(ServerSettings {
             listen: lookup("DSPM_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
             workers: number(lookup, "DSPM_HTTP_WORKERS", 8, 1..=256)?,
+            max_concurrent_audits: number(lookup, "DSPM_MAX_CONCURRENT_AUDITS", 2, 1..=64)?,
+            shutdown_grace: Duration::from_secs(number(
+                lookup,
+                "DSPM_SHUTDOWN_GRACE",
+                25,
+                0..=3600,
+            )?),
+            read_timeout: Duration::from_millis(number(
+                lookup,
+                "DSPM_HTTP_READ_TIMEOUT_MS",
+                10_000,
+                100..=300_000,
+            )?),
+            api_token: api_token(lookup)?,
         })
+    }
+}
+
+fn api_token(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<ApiToken>, ConfigError> {
+    if let Some(path) = lookup("DSPM_API_TOKEN_FILE") {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("DSPM_API_TOKEN_FILE {path}: cannot read it: {e}")))?;
+        return ApiToken::new(&text)
+            .map(Some)
+            .map_err(|e| ConfigError(format!("DSPM_API_TOKEN_FILE {path}: {e}")));
+    }
+    match lookup("DSPM_API_TOKEN") {
+        Some(text) => ApiToken::new(&text)
+            .map(Some)
+            .map_err(|e| ConfigError(format!("DSPM_API_TOKEN: {e}"))),
+        None => Ok(None),
     }
 }
 
@@ -85,22 +175,17 @@ impl AwsSettings {
         }
         let endpoints = Endpoints::from_lookup(&region, lookup).map_err(|e| ConfigError(e.0))?;
         let allow_long_term = flag(lookup, "DSPM_ALLOW_LONG_TERM_KEYS")?;
+        let client = client_settings(lookup)?;
+        // The chain: environment, web identity (EKS IRSA), container (ECS
+        // task role, EKS Pod Identity), then DSPM_ASSUME_ROLE_ARN chaining.
         let credentials: Arc<dyn CredentialsProvider> =
-            match EnvironmentCredentials::from_lookup(lookup, allow_long_term).map_err(|e| ConfigError(e.0))? {
-                Some(env) => Arc::new(env),
-                None => {
-                    return Err(ConfigError(
-                        "no AWS credentials found: looked for AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and \
-                         AWS_SESSION_TOKEN (temporary keys)"
-                            .into(),
-                    ))
-                }
-            };
+            credentials::chain_from_lookup(lookup, &endpoints, &client, allow_long_term)
+                .map_err(|e| ConfigError(e.0))?;
         Ok(AwsSettings {
             region,
             endpoints,
             credentials,
-            client: client_settings(lookup)?,
+            client,
         })
     }
 }
@@ -224,6 +309,31 @@ mod tests {
                 (got, want) => panic!("{env:?}: {got:?} vs {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn api_tokens() {
+        let token = ApiToken::new("s3cr3t-t0ken-0123456789\n").expect("valid");
+        let cases = [
+            (Some("Bearer s3cr3t-t0ken-0123456789"), true),
+            (Some("Bearer s3cr3t-t0ken-012345678"), false),
+            (Some("Bearer s3cr3t-t0ken-01234567890"), false),
+            (Some("bearer s3cr3t-t0ken-0123456789"), false),
+            (Some("s3cr3t-t0ken-0123456789"), false),
+            (Some("Bearer "), false),
+            (None, false),
+        ];
+        for (header, want) in cases {
+            assert_eq!(token.accepts(header), want, "{header:?}");
+        }
+        assert!(ApiToken::new("short").is_err());
+        assert!(ApiToken::new("has a space in the middle!").is_err());
+        assert_eq!(format!("{token:?}"), "ApiToken(** redacted **)");
+
+        let err =
+            ServerSettings::from_lookup(&lookup(&[("DSPM_API_TOKEN_FILE", "/nonexistent/token")]))
+                .expect_err("unreadable");
+        assert!(err.0.contains("DSPM_API_TOKEN_FILE"), "{err}");
     }
 
     #[test]

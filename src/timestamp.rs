@@ -164,9 +164,16 @@ fn zone_offset(rest: &[u8]) -> Option<i64> {
     }
 }
 
+/// The value of a run of ASCII digits. Checked arithmetic: an HTTP date's
+/// day and year fields are not length-checked before they get here, and a
+/// long digit run overflowed `i64` (found by fuzzing; a panic in debug
+/// builds, a wrong date in release).
 fn digits(b: &[u8]) -> Option<i64> {
     b.iter().try_fold(0i64, |acc, c| {
-        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(i64::from(c - b'0'))
     })
 }
 
@@ -249,6 +256,9 @@ mod tests {
             ("Wed, 01 Mai 2024 10:00:00 GMT", None),
             ("Wed, 01 May 2024 10:00 GMT", None),
             ("", None),
+            // Found by fuzzing: a day longer than i64 overflowed.
+            (", 666666666666666601", None),
+            ("Wed, 99999999999999999999 May 2024 10:00:00 GMT", None),
         ];
         for (text, want) in cases {
             assert_eq!(

@@ -161,6 +161,29 @@ impl AwsClient {
         version: &str,
         params: &[(&str, &str)],
     ) -> Result<Response, AwsError> {
+        self.send(&self.query_request(service, action, version, params))
+    }
+
+    /// A query-protocol call sent without a signature, for the STS actions
+    /// that take none (`AssumeRoleWithWebIdentity`). The client's credentials
+    /// are never asked for; retries are as for signed calls.
+    pub fn query_unsigned(
+        &self,
+        service: Service,
+        action: &str,
+        version: &str,
+        params: &[(&str, &str)],
+    ) -> Result<Response, AwsError> {
+        self.send_with(&self.query_request(service, action, version, params), false)
+    }
+
+    fn query_request(
+        &self,
+        service: Service,
+        action: &str,
+        version: &str,
+        params: &[(&str, &str)],
+    ) -> Request {
         let mut form = format!(
             "Action={}&Version={}",
             uri_encode(action),
@@ -169,7 +192,7 @@ impl AwsClient {
         for (k, v) in params {
             form.push_str(&format!("&{}={}", uri_encode(k), uri_encode(v)));
         }
-        let request = Request {
+        Request {
             service,
             protocol: Protocol::Query,
             target: self.endpoints.service(service),
@@ -181,8 +204,7 @@ impl AwsClient {
             )],
             body: form.into_bytes(),
             action: format!("{}:{action}", service.signing_name()),
-        };
-        self.send(&request)
+        }
     }
 
     /// A JSON 1.1 call (Organizations) with `X-Amz-Target: {prefix}.{action}`.
@@ -238,11 +260,15 @@ impl AwsClient {
     /// Sends `request`, retrying what may pass later. Returns the body of a
     /// 2xx answer, or the last error.
     pub fn send(&self, request: &Request) -> Result<Response, AwsError> {
+        self.send_with(request, true)
+    }
+
+    fn send_with(&self, request: &Request, signed: bool) -> Result<Response, AwsError> {
         let mut skew_corrected = false;
         let mut attempt = 1;
         loop {
             let started = Instant::now();
-            let result = self.attempt(request);
+            let result = self.attempt(request, signed);
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let error = match result {
                 Ok(response) => {
@@ -275,14 +301,18 @@ impl AwsClient {
         }
     }
 
-    fn attempt(&self, request: &Request) -> Result<Response, AwsError> {
-        let credentials = self
-            .credentials
-            .credentials()
-            .map_err(|e| AwsError::new("CredentialsUnavailable", e.0))?;
+    fn attempt(&self, request: &Request, signed: bool) -> Result<Response, AwsError> {
         let query = encode_query(&request.query);
         let url = request.target.url(&query);
-        let signed = self.sign(request, &url, &credentials)?;
+        let signed = if signed {
+            let credentials = self
+                .credentials
+                .credentials()
+                .map_err(|e| AwsError::new("CredentialsUnavailable", e.0))?;
+            self.sign(request, &url, &credentials)?
+        } else {
+            Vec::new()
+        };
 
         let mut builder = ureq::http::Request::builder()
             .method(request.method)

@@ -56,6 +56,27 @@ impl Service {
     }
 }
 
+/// The regions whose STS calls `AWS_STS_REGIONAL_ENDPOINTS=legacy` sends to
+/// the global endpoint, per the AWS SDKs and Tools reference ("AWS STS
+/// Regionalized endpoints"); every other region stays regional.
+const LEGACY_GLOBAL_STS: &[&str] = &[
+    "ap-northeast-1",
+    "ap-south-1",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ca-central-1",
+    "eu-central-1",
+    "eu-north-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+];
+
 /// An AWS partition and what differs between partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Partition {
@@ -324,7 +345,10 @@ impl Endpoints {
                 let (h, r) = self.partition.organizations();
                 (h.to_string(), r.to_string())
             }
-            Service::Sts if self.sts_legacy_global && self.partition == Partition::Aws => {
+            Service::Sts
+                if self.sts_legacy_global
+                    && LEGACY_GLOBAL_STS.contains(&self.home_region.as_str()) =>
+            {
                 ("sts.amazonaws.com".to_string(), "us-east-1".to_string())
             }
             _ => (

@@ -37,7 +37,7 @@ impl AwsError {
     /// Whether a later attempt may succeed: server faults, throttling and
     /// transport failures. Client errors such as `AccessDenied` are final.
     pub fn is_retryable(&self) -> bool {
-        if is_throttling_code(&self.code) || is_transient_code(&self.code) {
+        if self.is_throttling() || is_transient_code(&self.code) {
             return true;
         }
         matches!(self.http_status, Some(500 | 502 | 503 | 504))
@@ -258,6 +258,7 @@ mod tests {
             ("InternalError", Some(500), true),
             ("ConnectionFailed", None, true),
             ("Whatever", Some(502), true),
+            ("TooManyRequests", Some(429), true),
             ("AccessDenied", Some(403), false),
             ("NoSuchBucket", Some(404), false),
             ("MalformedResponse", Some(200), false),

@@ -45,6 +45,11 @@ pub fn percent_decode(text: &str) -> Option<String> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3)?;
+            // Both must be hex digits: `from_str_radix` alone also takes a
+            // sign, so `%+7` decoded to 0x07 (found by fuzzing).
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
             let hex = std::str::from_utf8(hex).ok()?;
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
@@ -93,6 +98,9 @@ mod tests {
             ("%4", None),
             ("%zz", None),
             ("%FF", None),
+            // Found by fuzzing: a sign is not a hex digit.
+            ("%+7", None),
+            ("%-1", None),
         ];
         for (text, want) in cases {
             assert_eq!(percent_decode(text).as_deref(), *want, "{text:?}");

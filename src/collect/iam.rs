@@ -20,19 +20,31 @@ const VERSION: &str = "2010-05-08";
 /// How long to wait for AWS to finish generating the credential report.
 const REPORT_WAIT: Duration = Duration::from_secs(60);
 
+/// Reads the five parts side by side: the credential report can take
+/// seconds to generate, and users and policies fan out per item.
 pub fn collect(client: &AwsClient) -> IamInventory {
     let workers = client.settings().concurrency;
-    let users = list_users(client)
-        .map(|users| parallel_map(&users, workers, |(name, arn)| user(client, name, arn)));
-    let policies = list_policies(client)
-        .map(|policies| parallel_map(&policies, workers, |p| policy_document(client, p.clone())));
-    IamInventory {
-        account_summary: account_summary(client).into(),
-        password_policy: password_policy(client).into(),
-        credential_report: credential_report(client).into(),
-        users: users.into(),
-        policies: policies.into(),
-    }
+    std::thread::scope(|scope| {
+        let users = scope.spawn(|| {
+            list_users(client)
+                .map(|users| parallel_map(&users, workers, |(name, arn)| user(client, name, arn)))
+        });
+        let policies = scope.spawn(|| {
+            list_policies(client).map(|policies| {
+                parallel_map(&policies, workers, |p| policy_document(client, p.clone()))
+            })
+        });
+        let report = scope.spawn(|| credential_report(client));
+        let summary = scope.spawn(|| account_summary(client));
+        let password_policy = password_policy(client);
+        IamInventory {
+            account_summary: super::join(summary).into(),
+            password_policy: password_policy.into(),
+            credential_report: super::join(report).into(),
+            users: super::join(users).into(),
+            policies: super::join(policies).into(),
+        }
+    })
 }
 
 fn call(client: &AwsClient, action: &str, params: &[(&str, &str)]) -> Result<String, CollectError> {
@@ -201,14 +213,16 @@ fn credential_report(client: &AwsClient) -> Result<Vec<CredentialReportRow>, Col
     parse_credential_report(&csv).map_err(|e| failure(GET, e))
 }
 
-fn report_state(text: &str) -> Result<String, AwsError> {
+/// The `State` of a `GenerateCredentialReport` answer.
+pub fn report_state(text: &str) -> Result<String, AwsError> {
     let doc = roxmltree::Document::parse(text).map_err(AwsError::malformed)?;
     let result = xml::find(doc.root(), "GenerateCredentialReportResult")
         .ok_or_else(|| AwsError::malformed("no GenerateCredentialReportResult"))?;
     Ok(required(result, "State")?.to_string())
 }
 
-fn report_content(text: &str) -> Result<String, AwsError> {
+/// The credential report CSV of a `GetCredentialReport` answer, decoded.
+pub fn report_content(text: &str) -> Result<String, AwsError> {
     let doc = roxmltree::Document::parse(text).map_err(AwsError::malformed)?;
     let result = xml::find(doc.root(), "GetCredentialReportResult")
         .ok_or_else(|| AwsError::malformed("no GetCredentialReportResult"))?;

@@ -8,11 +8,11 @@
 //! could be attributed to an account.
 
 mod codec;
-mod iam;
-mod organizations;
+pub mod iam;
+pub mod organizations;
 mod pool;
-mod s3;
-mod sts;
+pub mod s3;
+pub mod sts;
 
 use std::time::Instant;
 

@@ -1,15 +1,74 @@
 //! The HTTP API as a pure function from request to response, so that every
 //! route and every refusal is tested without a socket.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::audit::{self, AuditError, Target};
+use crate::config::ApiToken;
 use crate::evaluate;
 use crate::report::frameworks;
 
-/// Largest request body accepted (`POST /v1/audit` needs a few hundred bytes).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// What requests are served against: the audit target and the limits.
+pub struct App {
+    pub target: Target,
+    pub audits: AuditSlots,
+    pub token: Option<ApiToken>,
+}
+
+impl App {
+    pub fn new(target: Target, max_concurrent_audits: usize, token: Option<ApiToken>) -> App {
+        App {
+            target,
+            audits: AuditSlots::new(max_concurrent_audits),
+            token,
+        }
+    }
+}
+
+/// Seconds a client is asked to wait when every audit slot is taken.
+const RETRY_AFTER_SECONDS: u32 = 10;
+
+/// A counting limit on audits running at once. Taking a slot never waits:
+/// a full house is answered with 429 at once.
+pub struct AuditSlots {
+    max: usize,
+    taken: AtomicUsize,
+}
+
+/// A taken slot, released on drop (also when the audit panics).
+pub struct AuditSlot<'a>(&'a AuditSlots);
+
+impl AuditSlots {
+    pub fn new(max: usize) -> AuditSlots {
+        AuditSlots {
+            max,
+            taken: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn try_take(&self) -> Option<AuditSlot<'_>> {
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| AuditSlot(self))
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.taken.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for AuditSlot<'_> {
+    fn drop(&mut self) {
+        self.0.taken.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Most query parameters accepted on one request.
 pub const MAX_QUERY_PARAMS: usize = 32;
 
@@ -21,6 +80,7 @@ pub struct ApiRequest<'a> {
     pub path: &'a str,
     pub query: &'a str,
     pub content_type: Option<&'a str>,
+    pub authorization: Option<&'a str>,
     pub body: &'a [u8],
 }
 
@@ -30,6 +90,7 @@ pub struct ApiResponse {
     pub body: Value,
     /// Responses carrying audit data must not be cached.
     pub sensitive: bool,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiResponse {
@@ -38,31 +99,43 @@ impl ApiResponse {
             status: 200,
             body,
             sensitive: false,
+            headers: Vec::new(),
         }
+    }
+
+    fn with_header(mut self, name: &'static str, value: String) -> ApiResponse {
+        self.headers.push((name, value));
+        self
     }
 
     pub fn error(status: u16, message: impl Into<String>) -> ApiResponse {
         let error = match status {
             400 => "bad_request",
+            401 => "unauthorized",
             404 => "not_found",
             405 => "method_not_allowed",
+            408 => "request_timeout",
+            411 => "length_required",
             413 => "payload_too_large",
             415 => "unsupported_media_type",
             429 => "too_many_requests",
+            431 => "header_fields_too_large",
             502 => "bad_gateway",
             503 => "unavailable",
+            505 => "http_version_not_supported",
             _ => "internal_error",
         };
         ApiResponse {
             status,
             body: json!({ "error": error, "message": message.into() }),
             sensitive: false,
+            headers: Vec::new(),
         }
     }
 }
 
 /// Routes one request.
-pub fn handle(target: &Target, request: &ApiRequest) -> ApiResponse {
+pub fn handle(app: &App, request: &ApiRequest) -> ApiResponse {
     let segments: Vec<&str> = request
         .path
         .trim_end_matches('/')
@@ -95,12 +168,22 @@ pub fn handle(target: &Target, request: &ApiRequest) -> ApiResponse {
             ),
         );
     }
+    let open = matches!(route, Route::Health | Route::Ready);
+    if let Some(token) = &app.token {
+        if !open && !token.accepts(request.authorization) {
+            return ApiResponse::error(
+                401,
+                "this API needs a bearer token: send Authorization: Bearer <token>",
+            )
+            .with_header("WWW-Authenticate", "Bearer realm=\"dspm-audit\"".into());
+        }
+    }
     if route != Route::Audit && !request.query.is_empty() {
         return ApiResponse::error(400, format!("{} takes no query parameters", request.path));
     }
     match route {
         Route::Health => health(),
-        Route::Ready => ready(target),
+        Route::Ready => ready(&app.target),
         Route::Frameworks => ApiResponse::ok(framework_list()),
         Route::Framework(id) => match frameworks::find(id) {
             Some(f) => ApiResponse::ok(json!(f)),
@@ -113,7 +196,7 @@ pub fn handle(target: &Target, request: &ApiRequest) -> ApiResponse {
             ),
         },
         Route::Checks => ApiResponse::ok(json!({ "checks": evaluate::CHECKS })),
-        Route::Audit => audit_route(target, request),
+        Route::Audit => audit_route(app, request),
     }
 }
 
@@ -172,7 +255,7 @@ struct AuditBody {
     frameworks: Vec<String>,
 }
 
-fn audit_route(target: &Target, request: &ApiRequest) -> ApiResponse {
+fn audit_route(app: &App, request: &ApiRequest) -> ApiResponse {
     let ids = match request.method {
         "POST" => audit_body(request),
         _ => audit_query(request.query),
@@ -185,12 +268,20 @@ fn audit_route(target: &Target, request: &ApiRequest) -> ApiResponse {
         Ok(s) => s,
         Err(e) => return ApiResponse::error(400, e.to_string()),
     };
-    match audit::run(target, &selected) {
+    let Some(_slot) = app.audits.try_take() else {
+        return ApiResponse::error(
+            429,
+            format!("{} audits are already running; retry later", app.audits.max),
+        )
+        .with_header("Retry-After", RETRY_AFTER_SECONDS.to_string());
+    };
+    match audit::run(&app.target, &selected) {
         Ok(report) => ApiResponse {
             status: 200,
             body: serde_json::to_value(&report)
                 .unwrap_or_else(|e| json!({ "error": e.to_string() })),
             sensitive: true,
+            headers: Vec::new(),
         },
         Err(e @ AuditError::BadRequest(_)) => ApiResponse::error(400, e.to_string()),
         Err(e @ AuditError::Credentials(_)) => ApiResponse::error(503, e.to_string()),
@@ -280,13 +371,18 @@ mod tests {
             path,
             query,
             content_type: Some("application/json"),
+            authorization: None,
             body,
         }
     }
 
+    fn demo() -> App {
+        App::new(Target::demo(), 2, None)
+    }
+
     #[test]
     fn routes_and_refusals() {
-        let target = Target::demo();
+        let target = demo();
         let cases: &[(&str, &str, &str, &[u8], u16)] = &[
             ("GET", "/health", "", b"", 200),
             ("GET", "/ready", "", b"", 200),
@@ -335,7 +431,7 @@ mod tests {
 
     #[test]
     fn audit_responses_are_marked_sensitive() {
-        let target = Target::demo();
+        let target = demo();
         let response = handle(&target, &request("GET", "/v1/audit", "", b""));
         assert!(response.sensitive);
         assert_eq!(
@@ -347,7 +443,7 @@ mod tests {
 
     #[test]
     fn json_bodies_need_the_json_media_type() {
-        let target = Target::demo();
+        let target = demo();
         let body = br#"{"frameworks":[]}"#;
         for (content_type, status) in [
             (Some("application/json"), 200),
@@ -361,6 +457,58 @@ mod tests {
             };
             assert_eq!(handle(&target, &req).status, status, "{content_type:?}");
         }
+    }
+
+    #[test]
+    fn tokens_guard_everything_but_health_and_readiness() {
+        let token = ApiToken::new("0123456789abcdef-token").expect("valid");
+        let app = App::new(Target::demo(), 2, Some(token));
+        let cases = [
+            ("/health", None, 200),
+            ("/ready", None, 200),
+            ("/v1/checks", None, 401),
+            ("/v1/audit", Some("Bearer wrong-token-0123456789"), 401),
+            ("/v1/audit", Some("Bearer 0123456789abcdef-token"), 200),
+            ("/v1/frameworks", Some("Bearer 0123456789abcdef-token"), 200),
+            ("/nope", None, 404),
+        ];
+        for (path, authorization, status) in cases {
+            let req = ApiRequest {
+                authorization,
+                ..request("GET", path, "", b"")
+            };
+            let response = handle(&app, &req);
+            assert_eq!(response.status, status, "{path} {authorization:?}");
+            if status == 401 {
+                assert!(response
+                    .headers
+                    .iter()
+                    .any(|(k, v)| *k == "WWW-Authenticate" && v.starts_with("Bearer")));
+            }
+        }
+    }
+
+    #[test]
+    fn audits_beyond_the_limit_are_refused_at_once() {
+        let app = App::new(Target::demo(), 1, None);
+        let held = app.audits.try_take().expect("a free slot");
+        let response = handle(&app, &request("GET", "/v1/audit", "", b""));
+        assert_eq!(response.status, 429);
+        assert!(response.headers.contains(&("Retry-After", "10".into())));
+        assert_eq!(
+            handle(&app, &request("GET", "/health", "", b"")).status,
+            200
+        );
+        drop(held);
+        assert_eq!(
+            handle(&app, &request("GET", "/v1/audit", "", b"")).status,
+            200
+        );
+        assert_eq!(
+            app.audits.in_use(),
+            0,
+            "the slot is released after the audit"
+        );
     }
 
     #[test]

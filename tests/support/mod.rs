@@ -3,4 +3,8 @@
 //! Each test binary compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+pub mod creds_stub;
+pub mod fault_proxy;
 pub mod moto;
+pub mod product;
+pub mod stub;
