@@ -24,9 +24,10 @@ $(VENV)/.installed: tests/moto/requirements.txt
 	touch $@
 
 ## test: install what the tests need, then run every test: lints, the Rust
-## tests (unit, moto and stub integration), the supply-chain checks and the
-## scratch image built and run with buildah (see mk/image.mk).
-test: venv lint test-rust audit hadolint image-test
+## tests (unit, moto and stub integration), the supply-chain checks, the
+## scratch image built and run with buildah (see mk/image.mk) and the deploy
+## kit (see mk/deploy.mk).
+test: venv lint test-rust audit hadolint image-test deploy-test
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -3,6 +3,7 @@
 //! through here.
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,7 +12,7 @@ use log::info;
 use crate::aws::AwsClient;
 use crate::config::AwsSettings;
 use crate::inventory::{Inventory, SCHEMA_VERSION};
-use crate::report::{self, frameworks, Framework, Report, Source};
+use crate::report::{self, frameworks, Collection, Framework, Report, Source};
 use crate::{collect, demo};
 
 /// What an audit reads.
@@ -109,30 +110,47 @@ pub fn select_frameworks<S: AsRef<str>>(ids: &[S]) -> Result<Vec<&'static Framew
 /// Collects a live inventory with a fresh client (fresh retry quota and
 /// call counts) sharing the settings' credentials.
 pub fn collect_inventory(aws: &AwsSettings) -> Result<Inventory, AuditError> {
+    collect_with_stats(aws).map(|(inventory, _)| inventory)
+}
+
+/// Like [`collect_inventory`], with what collection cost in AWS calls.
+pub fn collect_with_stats(aws: &AwsSettings) -> Result<(Inventory, Collection), AuditError> {
     let client = AwsClient::new(
         aws.credentials.clone(),
         aws.endpoints.clone(),
         aws.client.clone(),
     );
-    collect::collect(&client).map_err(|e| {
+    let inventory = collect::collect(&client).map_err(|e| {
         if e.code == "CredentialsUnavailable" {
             AuditError::Credentials(e.message)
         } else {
             AuditError::Aws(format!("sts:GetCallerIdentity failed: {e}"))
         }
-    })
+    })?;
+    let stats = &client.stats;
+    let collection = Collection {
+        aws_requests: stats.requests.load(Ordering::Relaxed),
+        retries: stats.retries.load(Ordering::Relaxed),
+        redirects: stats.redirects.load(Ordering::Relaxed),
+        requests_by_action: stats.by_action(),
+    };
+    Ok((inventory, collection))
 }
 
 pub fn run(target: &Target, selected: &[&'static Framework]) -> Result<Report, AuditError> {
     let started = Instant::now();
-    let (inventory, source) = match target {
-        Target::Aws(aws) => (Arc::new(collect_inventory(aws)?), Source::Aws),
-        Target::Fixed { inventory, source } => (inventory.clone(), *source),
+    let (inventory, source, collection) = match target {
+        Target::Aws(aws) => {
+            let (inventory, collection) = collect_with_stats(aws)?;
+            (Arc::new(inventory), Source::Aws, Some(collection))
+        }
+        Target::Fixed { inventory, source } => (inventory.clone(), *source, None),
     };
     let elapsed = || started.elapsed().as_millis() as u64;
     let report = report::build(&inventory, source, selected, elapsed());
     let report = Report {
         duration_ms: elapsed(),
+        collection,
         ..report
     };
     for f in &report.frameworks {

@@ -7,9 +7,10 @@
 //! that keeps failing is not hammered. Every attempt is signed afresh.
 //! Redirects are never followed here; S3 region redirects are the caller's.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_sigv4::http_request::{
@@ -104,6 +105,59 @@ pub struct CallStats {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
     pub redirects: AtomicU64,
+    /// Attempts per IAM action (`s3:GetBucketAcl` ...).
+    by_action: Mutex<BTreeMap<String, u64>>,
+}
+
+impl CallStats {
+    fn count(&self, action: &str) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut map = self.by_action.lock().unwrap_or_else(|p| p.into_inner());
+        *map.entry(action.to_string()).or_insert(0) += 1;
+    }
+
+    /// Attempts per action so far.
+    pub fn by_action(&self) -> BTreeMap<String, u64> {
+        self.by_action
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A counting limit on requests in flight across every collector of one
+/// audit, so that `DSPM_AWS_CONCURRENCY` bounds what AWS sees from us.
+#[derive(Debug)]
+struct Permits {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct Permit<'a>(&'a Permits);
+
+impl Permits {
+    fn new(count: usize) -> Permits {
+        Permits {
+            free: Mutex::new(count.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn acquire(&self) -> Permit<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 /// The AWS client shared by every collector of one audit.
@@ -116,6 +170,7 @@ pub struct AwsClient {
     /// Seconds to add to the local clock when signing, learnt from AWS's
     /// `Date` header after a clock-skew error.
     clock_skew: AtomicI64,
+    in_flight: Permits,
     pub stats: CallStats,
 }
 
@@ -134,6 +189,7 @@ impl AwsClient {
             .max_response_header_size(64 * 1024)
             .build()
             .new_agent();
+        let concurrency = settings.concurrency;
         AwsClient {
             agent,
             credentials,
@@ -141,6 +197,7 @@ impl AwsClient {
             settings,
             retry_tokens: AtomicI64::new(RETRY_QUOTA),
             clock_skew: AtomicI64::new(0),
+            in_flight: Permits::new(concurrency),
             stats: CallStats::default(),
         }
     }
@@ -268,8 +325,11 @@ impl AwsClient {
         let mut attempt = 1;
         loop {
             let started = Instant::now();
-            let result = self.attempt(request, signed);
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let result = {
+                let _permit = self.in_flight.acquire();
+                self.attempt(request, signed)
+            };
+            self.stats.count(&request.action);
             let error = match result {
                 Ok(response) => {
                     self.refund_retry_token();
@@ -326,7 +386,9 @@ impl AwsClient {
         trace!("{} {} {}", request.action, request.method, redact_url(&url));
 
         let response = self.agent.run(http_request).map_err(transport_error)?;
-        read_response(response)
+        let response = read_response(response)?;
+        check_well_formed(request, &response)?;
+        Ok(response)
     }
 
     fn sign(
@@ -478,6 +540,10 @@ fn read_response(mut response: ureq::http::Response<ureq::Body>) -> Result<Respo
     let error_type = header("x-amzn-errortype");
     let bucket_region = header("x-amz-bucket-region");
     let date = header("date");
+    let declared = header("content-length").and_then(|n| n.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_RESPONSE_BYTES) {
+        return Err(too_large(MAX_RESPONSE_BYTES));
+    }
 
     let body = response
         .body_mut()
@@ -494,12 +560,44 @@ fn read_response(mut response: ureq::http::Response<ureq::Body>) -> Result<Respo
     Err(error)
 }
 
+/// An answer larger than any this product reads. Final, not retried:
+/// fetching 32 MiB again would only repeat the cost.
+fn too_large(limit: u64) -> AwsError {
+    AwsError::new(
+        "ResponseTooLarge",
+        format!("response larger than {limit} bytes"),
+    )
+}
+
+/// A 2xx answer must be a document of the protocol's kind. One that is not
+/// (cut short, garbled, an HTML page from a proxy) is `MalformedResponse`,
+/// which is retried like other transient faults; the collectors then parse
+/// only documents that are at least well formed.
+fn check_well_formed(request: &Request, response: &Response) -> Result<(), AwsError> {
+    if response.body.is_empty() {
+        return Ok(());
+    }
+    // S3's GetBucketPolicy answers with the policy itself, a JSON document.
+    let json = request.protocol == Protocol::Json
+        || (request.protocol == Protocol::RestXml
+            && request.query.iter().any(|(k, _)| k == "policy"));
+    match json {
+        false => {
+            let text = response.text()?;
+            roxmltree::Document::parse(text)
+                .map(|_| ())
+                .map_err(|e| AwsError::malformed(format!("not an XML document: {e}")))
+        }
+        true => serde_json::from_slice::<serde::de::IgnoredAny>(&response.body)
+            .map(|_| ())
+            .map_err(|e| AwsError::malformed(format!("not a JSON document: {e}"))),
+    }
+}
+
 fn transport_error(error: ureq::Error) -> AwsError {
     match error {
         ureq::Error::Timeout(what) => AwsError::new("Timeout", format!("timed out: {what}")),
-        ureq::Error::BodyExceedsLimit(limit) => {
-            AwsError::malformed(format!("response larger than {limit} bytes"))
-        }
+        ureq::Error::BodyExceedsLimit(limit) => too_large(limit),
         ureq::Error::Io(e) if e.kind() == io::ErrorKind::TimedOut => {
             AwsError::new("Timeout", format!("timed out: {e}"))
         }

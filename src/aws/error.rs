@@ -90,6 +90,7 @@ fn is_transient_code(code: &str) -> bool {
             | "ConnectionFailed"
             | "Timeout"
             | "IDPCommunicationError"
+            | "MalformedResponse"
     )
 }
 
@@ -261,7 +262,8 @@ mod tests {
             ("TooManyRequests", Some(429), true),
             ("AccessDenied", Some(403), false),
             ("NoSuchBucket", Some(404), false),
-            ("MalformedResponse", Some(200), false),
+            ("MalformedResponse", Some(200), true),
+            ("ResponseTooLarge", Some(200), false),
         ];
         for (code, status, want) in cases {
             let mut e = AwsError::new(code, "m");

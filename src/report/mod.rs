@@ -41,8 +41,22 @@ pub struct Report {
     pub collected_at: Timestamp,
     pub generated_at: Timestamp,
     pub duration_ms: u64,
+    /// What collecting cost in AWS calls; absent for saved inventories.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection: Option<Collection>,
     pub frameworks: Vec<FrameworkSummary>,
     pub results: Vec<AuditResult>,
+}
+
+/// AWS calls made by one collection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Collection {
+    /// Every attempt, retries included.
+    pub aws_requests: u64,
+    pub retries: u64,
+    /// S3 region redirects followed.
+    pub redirects: u64,
+    pub requests_by_action: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -172,6 +186,7 @@ pub fn build(
         collected_at: inventory.collected_at,
         generated_at: Timestamp::now(),
         duration_ms,
+        collection: None,
         frameworks: summaries,
         results,
     }
