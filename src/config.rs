@@ -157,13 +157,16 @@ impl AwsSettings {
     pub fn from_lookup(
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<AwsSettings, ConfigError> {
-        let region = lookup("AWS_REGION").or_else(|| lookup("AWS_DEFAULT_REGION")).ok_or_else(|| {
-            ConfigError(
-                "AWS_REGION is not set: set it to the account's home region (e.g. AWS_REGION=ap-northeast-2), \
+        let region = lookup("AWS_REGION")
+            .or_else(|| lookup("AWS_DEFAULT_REGION"))
+            .ok_or_else(|| {
+                ConfigError(
+                    "AWS_REGION is not set: set it to the account's home region \
+                 (e.g. AWS_REGION=ap-northeast-2), \
                  or audit offline with --demo or --inventory FILE"
-                    .into(),
-            )
-        })?;
+                        .into(),
+                )
+            })?;
         if region.is_empty()
             || !region
                 .bytes()

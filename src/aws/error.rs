@@ -107,12 +107,14 @@ pub fn parse_error_body(status: u16, error_type_header: Option<&str>, body: &[u8
     } else {
         None
     };
-    let (code, message) = match (parsed, error_type_header) {
+    // A header that names no code (empty, `#`, `:...`) is no header: it
+    // gave errors an empty code (found by fuzzing).
+    let header_code = error_type_header
+        .map(header_error_code)
+        .filter(|code| !code.is_empty());
+    let (code, message) = match (parsed, header_code) {
         (Some((code, message)), _) if !code.is_empty() => (code, message),
-        (parsed, Some(header)) => (
-            header_error_code(header),
-            parsed.map(|(_, m)| m).unwrap_or_default(),
-        ),
+        (parsed, Some(code)) => (code, parsed.map(|(_, m)| m).unwrap_or_default()),
         _ => (status_code_name(status).to_string(), String::new()),
     };
     let message = if message.is_empty() {
@@ -241,6 +243,15 @@ mod tests {
                 "not xml",
                 "InternalError",
                 "HTTP 500 with no error message",
+            ),
+            // Found by fuzzing: an error-type header without a code.
+            (4, Some(""), "", "HttpError", "HTTP 4 with no error message"),
+            (
+                403,
+                Some("#:http://internal"),
+                "<Error><Message>m</Message></Error>",
+                "AccessDenied",
+                "HTTP 403 with no error message",
             ),
         ];
         for (status, header, body, code, message) in cases {

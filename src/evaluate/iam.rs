@@ -196,7 +196,9 @@ fn password_policy_checks(inventory: &Inventory) -> Vec<Finding> {
                     account,
                     GLOBAL,
                     Status::Fail,
-                    "the account has no password policy, so AWS's defaults apply (8 characters, reuse allowed)".into(),
+                    "the account has no password policy, so AWS's defaults apply \
+                     (8 characters, reuse allowed)"
+                        .into(),
                     json!({ "password_policy": null }),
                 )
             })
@@ -325,7 +327,11 @@ fn unused_credentials(row: &CredentialReportRow, now: Timestamp) -> Finding {
     if row.password_enabled {
         let issued = row.password_last_changed.or(row.user_creation_time);
         let idle = idle_days(row.password_last_used, issued, now);
-        credentials.push(json!({ "credential": "password", "last_used": row.password_last_used, "idle_days": idle }));
+        credentials.push(json!({
+            "credential": "password",
+            "last_used": row.password_last_used,
+            "idle_days": idle,
+        }));
         match idle {
             Some(d) if d >= UNUSED_DAYS => stale.push(format!("password unused for {d} days")),
             Some(_) => {}
@@ -414,7 +420,13 @@ fn key_rotation(row: &CredentialReportRow, now: Timestamp) -> Finding {
         .collect();
     let ages: Vec<_> = active
         .iter()
-        .map(|(i, k)| json!({ "credential": format!("access_key_{}", i + 1), "last_rotated": k.last_rotated, "age_days": k.last_rotated.map(|t| t.days_until(now)) }))
+        .map(|(i, k)| {
+            json!({
+                "credential": format!("access_key_{}", i + 1),
+                "last_rotated": k.last_rotated,
+                "age_days": k.last_rotated.map(|t| t.days_until(now)),
+            })
+        })
         .collect();
     let evidence = json!({ "access_keys": ages, "threshold_days": ROTATION_DAYS });
     if active.iter().any(|(_, k)| k.last_rotated.is_none()) {

@@ -99,7 +99,8 @@ impl Finding {
     ) -> Finding {
         let reason = if error.is_access_denied() {
             format!(
-                "could not read {what}: AWS answered {} to {}; the audit role needs the {} permission",
+                "could not read {what}: AWS answered {} to {}; \
+                 the audit role needs the {} permission",
                 error.code, error.action, error.action
             )
         } else {

@@ -68,7 +68,15 @@ pub fn evaluate(inventory: &Inventory) -> Vec<Finding> {
     let evidence = json!({
         "organization_id": organization.id,
         "management_account_id": organization.management_account_id,
-        "policies": policies.iter().map(|p| json!({ "id": p.id, "name": p.name, "target": p.target, "aws_managed": p.aws_managed })).collect::<Vec<_>>(),
+        "policies": policies
+            .iter()
+            .map(|p| json!({
+                "id": p.id,
+                "name": p.name,
+                "target": p.target,
+                "aws_managed": p.aws_managed,
+            }))
+            .collect::<Vec<_>>(),
     });
     if custom.is_empty() {
         finding(

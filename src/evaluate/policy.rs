@@ -110,13 +110,16 @@ pub fn wildcard_match(pattern: &str, text: &str) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // `*` is tried before a literal match: when the text holds a `*`
+        // too, matching it literally forgot the wildcard, so `*` did not
+        // match `*F` (found by fuzzing).
+        if pi < p.len() && p[pi] == '*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some(s) = star {
             pi = s + 1;
             mark += 1;
@@ -307,6 +310,11 @@ mod tests {
             ("a?c", "ac", false),
             ("", "", true),
             ("*a*b", "xxaxxb", true),
+            // Found by fuzzing: a `*` in the text, facing one in the pattern.
+            ("*", "*F", true),
+            ("arn:aws:s3:::acme/*?", "arn:aws:s3:::acme/*", true),
+            ("a*", "a*", true),
+            ("a*c", "a*b", false),
         ];
         for (p, t, want) in cases {
             assert_eq!(wildcard_match(p, t), want, "{p} {t}");

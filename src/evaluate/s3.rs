@@ -233,13 +233,19 @@ impl BucketContext<'_> {
             return self.finding(
                 check,
                 Status::Pass,
-                "the account-level Block Public Access settings are all on and apply to this bucket".into(),
+                "the account-level Block Public Access settings are all on and apply to this bucket"
+                    .into(),
                 json!({ "bucket": bucket_pab, "account": account_pab }),
             );
         }
         let reason = match bucket_pab {
-            None => "the bucket has no Block Public Access configuration and the account's is not fully on".to_string(),
-            Some(p) => format!("bucket-level Block Public Access settings off: {}", p.settings_off().join(", ")),
+            None => "the bucket has no Block Public Access configuration \
+                     and the account's is not fully on"
+                .to_string(),
+            Some(p) => format!(
+                "bucket-level Block Public Access settings off: {}",
+                p.settings_off().join(", ")
+            ),
         };
         self.finding(
             check,
@@ -283,7 +289,11 @@ impl BucketContext<'_> {
         ] {
             match pab {
                 Observed::Error(e) => {
-                    return self.error(check, &format!("the {scope}'s Block Public Access settings, which decide whether the public grant is effective"), e)
+                    let what = format!(
+                        "the {scope}'s Block Public Access settings, \
+                         which decide whether the public grant is effective"
+                    );
+                    return self.error(check, &what, e);
                 }
                 Observed::Value(p) => blocks.push(p.unwrap_or(PublicAccessBlock {
                     block_public_acls: false,
@@ -378,7 +388,11 @@ impl BucketContext<'_> {
                 check,
                 Status::Pass,
                 format!("default encryption is {}", rule.algorithm),
-                json!({ "algorithms": algorithms, "kms_key_id": rule.kms_key_id, "bucket_key_enabled": rule.bucket_key_enabled }),
+                json!({
+                    "algorithms": algorithms,
+                    "kms_key_id": rule.kms_key_id,
+                    "bucket_key_enabled": rule.bucket_key_enabled,
+                }),
             ),
             None if algorithms.is_empty() => self.finding(
                 check,
@@ -389,7 +403,10 @@ impl BucketContext<'_> {
             None => self.finding(
                 check,
                 Status::Fail,
-                format!("default encryption is {} (S3-managed keys), not KMS", algorithms.join(", ")),
+                format!(
+                    "default encryption is {} (S3-managed keys), not KMS",
+                    algorithms.join(", ")
+                ),
                 json!({ "algorithms": algorithms }),
             ),
         }
@@ -451,7 +468,10 @@ impl BucketContext<'_> {
                 check,
                 Status::Pass,
                 format!("server access logs go to bucket {}", target.target_bucket),
-                json!({ "target_bucket": target.target_bucket, "target_prefix": target.target_prefix }),
+                json!({
+                    "target_bucket": target.target_bucket,
+                    "target_prefix": target.target_prefix,
+                }),
             ),
             Observed::Value(None) => self.finding(
                 check,

@@ -209,7 +209,11 @@ pub enum Parse {
 /// a whole request, within the head, header and body limits.
 pub fn parse_request(buffer: &[u8], limits: &Limits) -> Parse {
     let Some(head_end) = find_head_end(buffer) else {
-        if buffer.len() > limits.head_bytes {
+        // The head may be `head_bytes` long plus its 4-byte terminator, of
+        // which up to 3 bytes may already be here: refusing at
+        // `head_bytes` refused a request that would have fit, depending
+        // on how TCP split it (found by fuzzing).
+        if buffer.len() > limits.head_bytes + 3 {
             return Parse::Refused(head_too_large(limits));
         }
         return Parse::Incomplete;
@@ -431,6 +435,20 @@ mod tests {
             Err(431),
             "no end in sight and over the limit"
         );
+        // Found by fuzzing: a head of exactly `head_bytes` (64) whose
+        // terminator is still arriving is incomplete, not refused.
+        let line = format!("GET /{} HTTP/1.1", "a".repeat(50));
+        let fits: &[(&str, Result<(&str, usize), u16>)] = &[
+            ("\r", Err(0)),
+            ("\r\n", Err(0)),
+            ("\r\n\r", Err(0)),
+            ("\r\n\r\n", Ok(("", 68))),
+            ("\r\nAB", Err(431)),
+        ];
+        for (tail, want) in fits {
+            let want = want.map(|(b, n)| (b.to_string(), n));
+            assert_eq!(complete(&format!("{line}{tail}")), want, "{tail:?}");
+        }
         assert!(expects_continue(
             b"POST / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n"
         ));

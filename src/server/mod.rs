@@ -91,7 +91,8 @@ pub fn serve(settings: &ServerSettings, target: Target) -> Result<(), String> {
             .map_err(|e| format!("cannot install the signal handler: {e}"))?;
     }
     info!(
-        "dspm-audit {} listening on {address} with {} workers, at most {} audits at once; auditing {}",
+        "dspm-audit {} listening on {address} with {} workers, \
+         at most {} audits at once; auditing {}",
         env!("CARGO_PKG_VERSION"),
         settings.workers,
         settings.max_concurrent_audits,
@@ -100,7 +101,8 @@ pub fn serve(settings: &ServerSettings, target: Target) -> Result<(), String> {
     if settings.api_token.is_none() && !address.ip().is_loopback() {
         warn!(
             "listening on {address} beyond loopback without an API token: anyone who can reach \
-             the port can run audits; set DSPM_API_TOKEN_FILE or restrict access with a network policy"
+             the port can run audits; set DSPM_API_TOKEN_FILE or restrict access \
+             with a network policy"
         );
     }
 
