@@ -2083,8 +2083,7 @@ fn garbage_caller_identity_stops_the_scan() {
         .filter_map(|r| r.aws_action())
         .collect();
     assert_eq!(
-        actions,
-        ["sts:GetCallerIdentity"; 3],
+        actions, ["sts:GetCallerIdentity"; 3],
         "retried to the attempt limit, and nothing else is asked"
     );
 }
