@@ -354,3 +354,48 @@ fn sigterm_exits_after_the_grace_period_even_if_an_audit_hangs() {
         "{waited:?}"
     );
 }
+
+/// Starts `serve --demo` on `listen`, stops it with SIGTERM, returns its log.
+fn startup_log(listen: &str, port: u16, extra: &[(&str, &str)]) -> String {
+    let mut child = Command::new(BINARY)
+        .args(["serve", "--demo"])
+        .env_clear()
+        .envs(extra.iter().copied())
+        .env("DSPM_LISTEN", listen)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    wait_listening(port);
+    terminate(&child);
+    assert_eq!(child.wait().expect("exit").code(), Some(0));
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("log");
+    log
+}
+
+#[test]
+fn listening_beyond_loopback_without_a_token_warns_once() {
+    const WARNING: &str = "beyond loopback without an API token";
+    let port = free_port();
+    let log = startup_log(&format!("0.0.0.0:{port}"), port, &[]);
+    assert_eq!(log.matches(WARNING).count(), 1, "{log}");
+
+    let port = free_port();
+    let token = [("DSPM_API_TOKEN", "a-long-enough-api-token-0123")];
+    let log = startup_log(&format!("0.0.0.0:{port}"), port, &token);
+    assert!(!log.contains(WARNING), "{log}");
+    assert!(
+        !log.contains("a-long-enough-api-token-0123"),
+        "the token is never logged: {log}"
+    );
+
+    let port = free_port();
+    let log = startup_log(&format!("127.0.0.1:{port}"), port, &[]);
+    assert!(!log.contains(WARNING), "{log}");
+}
