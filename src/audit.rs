@@ -96,7 +96,8 @@ pub fn select_frameworks<S: AsRef<str>>(ids: &[S]) -> Result<Vec<&'static Framew
         let id = id.as_ref();
         let framework = frameworks::find(id).ok_or_else(|| {
             AuditError::BadRequest(format!(
-                "unknown framework {id:?}; known: {}",
+                "unknown framework {:?}; known: {}",
+                crate::server::routes::clip(id),
                 frameworks::ids().join(", ")
             ))
         })?;

@@ -75,6 +75,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     let mut rest = rest.iter();
     let takes_source = matches!(mode.as_str(), "serve" | "scan");
     let is_scan = mode == "scan";
+    if rest.clone().any(|a| a == "--help" || a == "-h") {
+        return Ok(Command::Help);
+    }
     while let Some(arg) = rest.next() {
         let mut value = |name: &str| {
             rest.next()
@@ -180,6 +183,10 @@ fn target(source: SourceArg) -> Result<Target, String> {
 
 fn serve(source: SourceArg) -> i32 {
     init_logging("info");
+    let raw = |name: &str| std::env::var(name).ok();
+    if let Err(e) = config::refuse_blank_token_settings(&raw) {
+        return fail(&e.to_string());
+    }
     let settings = match ServerSettings::from_lookup(&config::process_env()) {
         Ok(s) => s,
         Err(e) => return fail(&e.to_string()),
@@ -336,6 +343,7 @@ mod tests {
             ("collect", Ok(Command::Collect)),
             ("healthcheck", Ok(Command::Healthcheck)),
             ("--version", Ok(Command::Version)),
+            ("scan --help", Ok(Command::Help)),
             ("", Err("no command")),
             ("scan --format xml", Err("unknown format")),
             ("scan --framework", Err("needs a value")),

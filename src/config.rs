@@ -89,7 +89,12 @@ impl ApiToken {
     /// Whether an `Authorization` header value carries this token, compared
     /// without an early exit so timing does not reveal how much matched.
     pub fn accepts(&self, authorization: Option<&str>) -> bool {
-        let Some(presented) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+        // The scheme name is case-insensitive (RFC 9110, section 11.1).
+        let presented = authorization.and_then(|h| {
+            let (scheme, rest) = h.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(rest)
+        });
+        let Some(presented) = presented else {
             return false;
         };
         let presented = presented.trim().as_bytes();
@@ -127,6 +132,21 @@ impl ServerSettings {
             api_token: api_token(lookup)?,
         })
     }
+}
+
+/// A token variable that is set but blank is a mistake (a secret that
+/// rendered empty), not a request for an open API: refuse to start.
+pub fn refuse_blank_token_settings(
+    raw: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for name in ["DSPM_API_TOKEN_FILE", "DSPM_API_TOKEN"] {
+        if raw(name).is_some_and(|v| v.trim().is_empty()) {
+            return Err(ConfigError(format!(
+                "{name} is set but empty: give it a value, or unset it to run without an API token"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn api_token(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Option<ApiToken>, ConfigError> {
@@ -321,7 +341,9 @@ mod tests {
             (Some("Bearer s3cr3t-t0ken-0123456789"), true),
             (Some("Bearer s3cr3t-t0ken-012345678"), false),
             (Some("Bearer s3cr3t-t0ken-01234567890"), false),
-            (Some("bearer s3cr3t-t0ken-0123456789"), false),
+            (Some("bearer s3cr3t-t0ken-0123456789"), true),
+            (Some("BEARER  s3cr3t-t0ken-0123456789"), true),
+            (Some("Basic s3cr3t-t0ken-0123456789"), false),
             (Some("s3cr3t-t0ken-0123456789"), false),
             (Some("Bearer "), false),
             (None, false),
@@ -337,6 +359,15 @@ mod tests {
             ServerSettings::from_lookup(&lookup(&[("DSPM_API_TOKEN_FILE", "/nonexistent/token")]))
                 .expect_err("unreadable");
         assert!(err.0.contains("DSPM_API_TOKEN_FILE"), "{err}");
+    }
+
+    #[test]
+    fn blank_token_settings_are_refused() {
+        let raw = lookup(&[("DSPM_API_TOKEN", "   ")]);
+        let err = refuse_blank_token_settings(&raw).expect_err("blank");
+        assert!(err.0.contains("DSPM_API_TOKEN is set but empty"), "{err}");
+        assert!(refuse_blank_token_settings(&lookup(&[("DSPM_API_TOKEN_FILE", "")])).is_err());
+        assert!(refuse_blank_token_settings(&lookup(&[])).is_ok());
     }
 
     #[test]

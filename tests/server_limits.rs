@@ -399,3 +399,89 @@ fn listening_beyond_loopback_without_a_token_warns_once() {
     let log = startup_log(&format!("127.0.0.1:{port}"), port, &[]);
     assert!(!log.contains(WARNING), "{log}");
 }
+
+#[test]
+fn clients_that_do_not_read_their_answers_hold_no_worker() {
+    let env = vec![("DSPM_HTTP_WORKERS".to_string(), "2".to_string())];
+    let server = Server::start(&["--demo"], &env);
+    // Sixteen connections pipeline thousands of requests for a large answer
+    // and never read: their answers pile up in the reactor, not in workers.
+    let request = b"GET /v1/frameworks/isms-p-2023 HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    let floods: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+            s.set_write_timeout(Some(Duration::from_millis(500)))
+                .expect("timeout");
+            let _ = s.write_all(&request);
+            s
+        })
+        .collect();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let (status, _, _) = server.request("GET", "/health", &[], b"");
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(floods);
+}
+
+#[test]
+fn a_request_sent_with_the_clients_fin_is_answered() {
+    let server = Server::start(&["--demo"], &[]);
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request");
+        s.shutdown(std::net::Shutdown::Write).expect("half-close");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    }
+}
+
+#[test]
+fn a_blank_api_token_setting_stops_the_server_from_starting() {
+    for name in ["DSPM_API_TOKEN", "DSPM_API_TOKEN_FILE"] {
+        let out = Command::new(BINARY)
+            .args(["serve", "--demo"])
+            .env_clear()
+            .env(name, "   ")
+            .env("DSPM_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("{name} is set but empty")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn every_answer_is_json_nosniff_and_not_cached() {
+    let server = Server::start(&["--demo"], &[]);
+    let answer = exchange(server.port, b"XX\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    for header in [
+        "Content-Type: application/json",
+        "X-Content-Type-Options: nosniff",
+        "Cache-Control: no-store",
+    ] {
+        assert!(answer.contains(header), "refusal lacks {header}: {answer}");
+    }
+    let (status, headers, _) = server.request("DELETE", "/v1/audit", &[], b"");
+    assert_eq!(status, 405);
+    assert!(
+        headers.contains(&("allow".into(), "GET, POST".into())),
+        "{headers:?}"
+    );
+    assert!(headers.contains(&("cache-control".into(), "no-store".into())));
+}

@@ -2207,3 +2207,40 @@ fn too_many_requests_without_a_code_is_retried() {
     let r = scan.result("s3.bucket_access_logging", &bucket_arn("healthy-data"));
     assert_eq!(r["status"], "PASS", "{r}");
 }
+
+#[test]
+fn aws_error_messages_never_carry_the_credentials() {
+    // AWS quotes the canonical request, session token included, in
+    // SignatureDoesNotMatch; some proxies echo whole requests.
+    let stub = serve(Account::healthy(), |req| {
+        (req.s3_subresource() == Some("acl")).then(|| {
+            let token = req.header("x-amz-security-token").unwrap_or("").to_string();
+            let auth = req.header("authorization").unwrap_or("").to_string();
+            let message = format!(
+                "The request signature we calculated does not match the signature you provided. \
+                 Check your key and signing method.\n\nThe Canonical String for this request should have been\n\
+                 'GET\n/\nacl=\nx-amz-security-token:{token}\n' and you sent {auth}"
+            );
+            StubResponse::raw(
+                403,
+                "application/xml",
+                format!(
+                    "<Error><Code>SignatureDoesNotMatch</Code><Message>{}</Message></Error>",
+                    message.replace('&', "&amp;").replace('<', "&lt;")
+                ),
+            )
+        })
+    });
+    let scan = scan(&stub);
+    let r = scan.result("s3.bucket_not_public", &bucket_arn("healthy-data"));
+    assert_eq!(r["status"], "ERROR", "{r}");
+    assert_eq!(r["evidence"]["error_code"], "SignatureDoesNotMatch");
+    let everything = format!("{}{}", scan.stdout, scan.stderr);
+    for secret in [
+        "stub-session-token-not-real",
+        "stub-secret-key-not-real",
+        "Signature=",
+    ] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+}

@@ -22,7 +22,7 @@ use log::{debug, trace, warn};
 
 use super::credentials::CredentialsProvider;
 use super::endpoint::{uri_encode, Endpoints, Service, Target};
-use super::error::{parse_error_body, AwsError};
+use super::error::{parse_error_body, scrub, AwsError};
 use crate::timestamp::Timestamp;
 
 /// Responses larger than this are refused: AWS's largest answers we read
@@ -364,14 +364,17 @@ impl AwsClient {
     fn attempt(&self, request: &Request, signed: bool) -> Result<Response, AwsError> {
         let query = encode_query(&request.query);
         let url = request.target.url(&query);
-        let signed = if signed {
-            let credentials = self
-                .credentials
-                .credentials()
-                .map_err(|e| AwsError::new("CredentialsUnavailable", e.0))?;
-            self.sign(request, &url, &credentials)?
-        } else {
-            Vec::new()
+        let credentials = match signed {
+            true => Some(
+                self.credentials
+                    .credentials()
+                    .map_err(|e| AwsError::new("CredentialsUnavailable", e.0))?,
+            ),
+            false => None,
+        };
+        let signed = match &credentials {
+            Some(c) => self.sign(request, &url, c)?,
+            None => Vec::new(),
         };
 
         let mut builder = ureq::http::Request::builder()
@@ -385,8 +388,16 @@ impl AwsClient {
             .map_err(|e| AwsError::new("InvalidRequest", e.to_string()))?;
         trace!("{} {} {}", request.action, request.method, redact_url(&url));
 
-        let response = self.agent.run(http_request).map_err(transport_error)?;
-        let response = read_response(response)?;
+        let response = self.agent.run(http_request).map_err(transport_error);
+        let response = response.and_then(read_response).map_err(|mut e| {
+            // An error may quote our request back; never let the
+            // credentials we signed with travel on in its message.
+            if let Some(c) = &credentials {
+                let token = c.session_token.as_deref().unwrap_or("");
+                e.message = scrub(&e.message, &[&c.secret_access_key, token, &c.access_key_id]);
+            }
+            e
+        })?;
         check_well_formed(request, &response)?;
         Ok(response)
     }

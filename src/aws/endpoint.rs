@@ -175,6 +175,7 @@ impl BaseUrl {
             None => (rest, ""),
         };
         let (host, port) = split_host_port(authority).ok_or_else(|| bad("has no valid host"))?;
+        let host = if https { host } else { pin_localhost(host) };
         let url = BaseUrl {
             https,
             host,
@@ -209,6 +210,18 @@ impl BaseUrl {
     pub fn origin(&self) -> String {
         let scheme = if self.https { "https" } else { "http" };
         format!("{scheme}://{}{}", self.authority(), self.path)
+    }
+}
+
+/// For plain http, the name `localhost` is replaced by `127.0.0.1`, so that
+/// "loopback" is decided on the address actually connected to: a resolver
+/// or hosts file that maps the name elsewhere could otherwise carry signed
+/// requests or a credentials token off the machine in clear text.
+pub fn pin_localhost(host: String) -> String {
+    if host.eq_ignore_ascii_case("localhost") {
+        "127.0.0.1".to_string()
+    } else {
+        host
     }
 }
 
@@ -471,7 +484,8 @@ mod tests {
     fn parses_and_polices_endpoint_urls() {
         let ok: &[(&str, &str, Option<u16>, bool)] = &[
             ("http://127.0.0.1:5000", "127.0.0.1", Some(5000), false),
-            ("http://localhost:4566/", "localhost", Some(4566), false),
+            ("http://localhost:4566/", "127.0.0.1", Some(4566), false),
+            ("https://localhost:4566/", "localhost", Some(4566), true),
             ("http://[::1]:9000", "::1", Some(9000), false),
             ("http://127.8.9.10", "127.8.9.10", None, false),
             (

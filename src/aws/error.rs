@@ -120,7 +120,7 @@ pub fn parse_error_body(status: u16, error_type_header: Option<&str>, body: &[u8
     let message = if message.is_empty() {
         format!("HTTP {status} with no error message")
     } else {
-        message
+        scrub(&message, &[])
     };
     AwsError {
         code,
@@ -129,6 +129,67 @@ pub fn parse_error_body(status: u16, error_type_header: Option<&str>, body: &[u8
         bucket_region: None,
         server_time: None,
     }
+}
+
+/// Longest AWS error message kept; the rest is cut.
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// Makes an AWS error message safe to log and report. Some messages quote
+/// the request back: `SignatureDoesNotMatch` carries the canonical request,
+/// with the session token and the credential scope in it. Everything from
+/// such a quotation on is cut, values after `x-amz-security-token`,
+/// `Signature=` and `Credential=` are masked, `secrets` (the credentials in
+/// use) are masked wherever they appear, and the message is shortened.
+pub fn scrub(message: &str, secrets: &[&str]) -> String {
+    const QUOTES: [&str; 4] = [
+        "The Canonical String",
+        "The String-to-Sign",
+        "\n\n",
+        "\r\n\r\n",
+    ];
+    let cut = QUOTES
+        .iter()
+        .filter_map(|q| message.find(q))
+        .min()
+        .unwrap_or(message.len());
+    let mut text = message[..cut].trim_end().to_string();
+    for secret in secrets.iter().filter(|s| s.len() >= 8) {
+        text = text.replace(secret, "** redacted **");
+    }
+    for marker in [
+        "x-amz-security-token:",
+        "X-Amz-Security-Token=",
+        "Signature=",
+        "Credential=",
+    ] {
+        text = mask_after(&text, marker);
+    }
+    if text.chars().count() > MAX_MESSAGE_CHARS {
+        text = text.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "…";
+    }
+    text
+}
+
+/// Masks the value after each (case-insensitive) `marker`, up to the next
+/// space, comma, `&`, quote or line end.
+fn mask_after(text: &str, marker: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let needle = marker.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = 0;
+    while let Some(found) = lower[rest..].find(&needle) {
+        let value_start = rest + found + needle.len();
+        let value_end = text[value_start..]
+            .find(|c: char| c.is_whitespace() || matches!(c, ',' | '&' | '\'' | '"'))
+            .map_or(text.len(), |i| value_start + i);
+        out.push_str(&text[rest..value_start]);
+        if value_end > value_start {
+            out.push_str("** redacted **");
+        }
+        rest = value_end;
+    }
+    out.push_str(&text[rest..]);
+    out
 }
 
 fn xml_error(text: &str) -> Option<(String, String)> {
@@ -260,6 +321,32 @@ mod tests {
             assert_eq!(error.message, *message, "{body}");
             assert_eq!(error.http_status, Some(*status));
         }
+    }
+
+    #[test]
+    fn messages_never_carry_credentials() {
+        let canonical = "The request signature we calculated does not match the signature you \
+            provided. Check your AWS Secret Access Key and signing method.\n\nThe Canonical String \
+            for this request should have been\n'POST\n/\n\nx-amz-security-token:FwoGZXIvTOKEN\n'";
+        let cases: &[(&str, &[&str], &str)] = &[
+            (canonical, &[], "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method."),
+            ("Bad x-amz-security-token:FwoGZXIvTOKEN here", &[], "Bad x-amz-security-token:** redacted ** here"),
+            ("Credential=ASIAKEY/20260101/us-east-1/s3, Signature=abc123", &[], "Credential=** redacted **, Signature=** redacted **"),
+            ("echo ASIAQWERTYUIOP and wJalrSECRETKEY", &["ASIAQWERTYUIOP", "wJalrSECRETKEY"], "echo ** redacted ** and ** redacted **"),
+            ("short key abc stays", &["abc"], "short key abc stays"),
+            ("Access Denied", &[], "Access Denied"),
+        ];
+        for (message, secrets, want) in cases {
+            assert_eq!(scrub(message, secrets), *want, "{message}");
+        }
+        assert_eq!(
+            scrub(&"x".repeat(1000), &[]).chars().count(),
+            MAX_MESSAGE_CHARS + 1
+        );
+        let xml = format!("<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>{}</Message></Error></ErrorResponse>",
+            canonical.replace('\'', "&apos;"));
+        let error = parse_error_body(403, None, xml.as_bytes());
+        assert!(!error.message.contains("TOKEN"), "{}", error.message);
     }
 
     #[test]

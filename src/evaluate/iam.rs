@@ -577,10 +577,17 @@ fn admin_policy_checks(inventory: &Inventory) -> Vec<Finding> {
                     )
                 }
             };
-            let admin: Vec<Option<&String>> = statements
+            // Each statement that grants full admin, by its Sid or, lacking
+            // one, by its position in the document.
+            let admin: Vec<String> = statements
                 .iter()
-                .filter(|s| s.is_full_admin())
-                .map(|s: &Statement| s.sid.as_ref())
+                .enumerate()
+                .filter(|(_, s)| s.is_full_admin())
+                .map(|(i, s): (usize, &Statement)| {
+                    s.sid
+                        .clone()
+                        .unwrap_or_else(|| format!("statement {}", i + 1))
+                })
                 .collect();
             let evidence = json!({
                 "default_version": policy.default_version_id,

@@ -235,6 +235,9 @@ pub fn parse_request(buffer: &[u8], limits: &Limits) -> Parse {
         Ok(n) => n,
         Err(e) => return Parse::Refused(e),
     };
+    if let Err(e) = single_fields(&head) {
+        return Parse::Refused(e);
+    }
     let body_start = head_end + 4;
     if buffer.len() < body_start + length {
         return Parse::Incomplete;
@@ -244,6 +247,23 @@ pub fn parse_request(buffer: &[u8], limits: &Limits) -> Parse {
         consumed: body_start + length,
         head,
     }
+}
+
+/// Fields that must not be repeated: an HTTP/1.1 request names exactly one
+/// `Host` (RFC 9112, section 3.2), and two `Authorization` fields would
+/// leave which one counts to chance.
+fn single_fields(head: &Head) -> Result<(), HttpError> {
+    let count = |name: &str| head.headers.iter().filter(|(n, _)| n == name).count();
+    if head.minor_version == 1 && count("host") != 1 {
+        return Err(HttpError::new(
+            400,
+            "an HTTP/1.1 request needs exactly one Host header",
+        ));
+    }
+    if count("authorization") > 1 {
+        return Err(HttpError::new(400, "more than one Authorization header"));
+    }
+    Ok(())
 }
 
 /// Whether the client waits for `100 Continue` before sending its body.
@@ -409,27 +429,34 @@ mod tests {
             Parse::Refused(e) => Err(e.status),
         };
         let cases: &[(&str, Result<(&str, usize), u16>)] = &[
-            ("GET / HTTP/1.1\r\n", Err(0)),
-            ("GET / HTTP/1.1\r\n\r\n", Ok(("", 18))),
-            ("GET / HTTP/1.1\r\n\r\nGET /next", Ok(("", 18))),
-            ("POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab", Err(0)),
+            ("GET / HTTP/1.0\r\n", Err(0)),
+            ("GET / HTTP/1.0\r\n\r\n", Ok(("", 18))),
+            ("GET / HTTP/1.0\r\n\r\nGET /next", Ok(("", 18))),
+            ("POST / HTTP/1.0\r\nContent-Length: 4\r\n\r\nab", Err(0)),
             (
-                "POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nabcdXX",
+                "POST / HTTP/1.0\r\nContent-Length: 4\r\n\r\nabcdXX",
                 Ok(("abcd", 42)),
             ),
-            ("POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n", Err(413)),
+            ("POST / HTTP/1.0\r\nContent-Length: 9\r\n\r\n", Err(413)),
             (
-                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
                 Err(411),
             ),
             ("BAD\r\n\r\n", Err(400)),
+            ("GET / HTTP/1.1\r\n\r\n", Err(400)),
+            ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", Ok(("", 27))),
+            ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Err(400)),
+            (
+                "GET / HTTP/1.0\r\nAuthorization: a\r\nAuthorization: b\r\n\r\n",
+                Err(400),
+            ),
         ];
         for (text, want) in cases {
             let got = complete(text);
             let want = want.map(|(b, n)| (b.to_string(), n));
             assert_eq!(got, want, "{text:?}");
         }
-        let long = format!("GET /{} HTTP/1.1", "a".repeat(80));
+        let long = format!("GET /{} HTTP/1.0", "a".repeat(80));
         assert_eq!(
             complete(&long),
             Err(431),
@@ -437,7 +464,7 @@ mod tests {
         );
         // Found by fuzzing: a head of exactly `head_bytes` (64) whose
         // terminator is still arriving is incomplete, not refused.
-        let line = format!("GET /{} HTTP/1.1", "a".repeat(50));
+        let line = format!("GET /{} HTTP/1.0", "a".repeat(50));
         let fits: &[(&str, Result<(&str, usize), u16>)] = &[
             ("\r", Err(0)),
             ("\r\n", Err(0)),

@@ -88,8 +88,6 @@ pub struct ApiRequest<'a> {
 pub struct ApiResponse {
     pub status: u16,
     pub body: Value,
-    /// Responses carrying audit data must not be cached.
-    pub sensitive: bool,
     pub headers: Vec<(&'static str, String)>,
 }
 
@@ -98,7 +96,6 @@ impl ApiResponse {
         ApiResponse {
             status: 200,
             body,
-            sensitive: false,
             headers: Vec::new(),
         }
     }
@@ -128,7 +125,6 @@ impl ApiResponse {
         ApiResponse {
             status,
             body: json!({ "error": error, "message": message.into() }),
-            sensitive: false,
             headers: Vec::new(),
         }
     }
@@ -136,39 +132,10 @@ impl ApiResponse {
 
 /// Routes one request.
 pub fn handle(app: &App, request: &ApiRequest) -> ApiResponse {
-    let segments: Vec<&str> = request
-        .path
-        .trim_end_matches('/')
-        .split('/')
-        .skip(1)
-        .collect();
-    let route = match segments.as_slice() {
-        ["health"] => Route::Health,
-        ["ready"] => Route::Ready,
-        ["v1", "frameworks"] => Route::Frameworks,
-        ["v1", "frameworks", id] => Route::Framework(id),
-        ["v1", "checks"] => Route::Checks,
-        ["v1", "audit"] => Route::Audit,
-        _ => return ApiResponse::error(404, format!("no such endpoint: {}", request.path)),
-    };
-    let allowed: &[&str] = if route == Route::Audit {
-        &["GET", "POST"]
-    } else {
-        &["GET"]
-    };
-    let head_of_get = request.method == "HEAD" && allowed.contains(&"GET");
-    if !(allowed.contains(&request.method) || head_of_get) {
-        return ApiResponse::error(
-            405,
-            format!(
-                "{} does not accept {}; use {}",
-                request.path,
-                request.method,
-                allowed.join(" or ")
-            ),
-        );
-    }
-    let open = matches!(route, Route::Health | Route::Ready);
+    let path = request.path.trim_end_matches('/');
+    // The probes stay open; everything else, unknown paths included, needs
+    // the token, so that the API's shape is not shown to strangers.
+    let open = matches!(path, "/health" | "/ready");
     if let Some(token) = &app.token {
         if !open && !token.accepts(request.authorization) {
             return ApiResponse::error(
@@ -178,8 +145,39 @@ pub fn handle(app: &App, request: &ApiRequest) -> ApiResponse {
             .with_header("WWW-Authenticate", "Bearer realm=\"dspm-audit\"".into());
         }
     }
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let route = match segments.as_slice() {
+        ["health"] => Route::Health,
+        ["ready"] => Route::Ready,
+        ["v1", "frameworks"] => Route::Frameworks,
+        ["v1", "frameworks", id] => Route::Framework(id),
+        ["v1", "checks"] => Route::Checks,
+        ["v1", "audit"] => Route::Audit,
+        _ => return ApiResponse::error(404, format!("no such endpoint: {}", clip(request.path))),
+    };
+    // HEAD is served where GET is cheap; an audit is never run for a HEAD.
+    let allowed: &[&str] = if route == Route::Audit {
+        &["GET", "POST"]
+    } else {
+        &["GET", "HEAD"]
+    };
+    if !allowed.contains(&request.method) {
+        return ApiResponse::error(
+            405,
+            format!(
+                "{} does not accept {}; use {}",
+                clip(request.path),
+                clip(request.method),
+                allowed.join(" or ")
+            ),
+        )
+        .with_header("Allow", allowed.join(", "));
+    }
     if route != Route::Audit && !request.query.is_empty() {
-        return ApiResponse::error(400, format!("{} takes no query parameters", request.path));
+        return ApiResponse::error(
+            400,
+            format!("{} takes no query parameters", clip(request.path)),
+        );
     }
     match route {
         Route::Health => health(),
@@ -190,7 +188,8 @@ pub fn handle(app: &App, request: &ApiRequest) -> ApiResponse {
             None => ApiResponse::error(
                 404,
                 format!(
-                    "unknown framework {id:?}; known: {}",
+                    "unknown framework {:?}; known: {}",
+                    clip(id),
                     frameworks::ids().join(", ")
                 ),
             ),
@@ -198,6 +197,16 @@ pub fn handle(app: &App, request: &ApiRequest) -> ApiResponse {
         Route::Checks => ApiResponse::ok(json!({ "checks": evaluate::CHECKS })),
         Route::Audit => audit_route(app, request),
     }
+}
+
+/// Client input quoted back in a message or a log line: at most 64
+/// characters, so an error never echoes a megabyte.
+pub fn clip(text: &str) -> String {
+    const MAX: usize = 64;
+    if text.chars().count() <= MAX {
+        return text.to_string();
+    }
+    text.chars().take(MAX).collect::<String>() + "…"
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -280,7 +289,6 @@ fn audit_route(app: &App, request: &ApiRequest) -> ApiResponse {
             status: 200,
             body: serde_json::to_value(&report)
                 .unwrap_or_else(|e| json!({ "error": e.to_string() })),
-            sensitive: true,
             headers: Vec::new(),
         },
         Err(e @ AuditError::BadRequest(_)) => ApiResponse::error(400, e.to_string()),
@@ -300,8 +308,9 @@ fn audit_query(query: &str) -> Result<Vec<String>, ApiResponse> {
                 return Err(ApiResponse::error(
                     400,
                     format!(
-                    "unknown query parameter {other:?}; /v1/audit takes framework=ID (repeatable)"
-                ),
+                        "unknown query parameter {:?}; /v1/audit takes framework=ID (repeatable)",
+                        clip(other)
+                    ),
                 ))
             }
         }
@@ -409,6 +418,7 @@ mod tests {
             ("POST", "/v1/audit", "", br#"{"frameworks":["x"]}"#, 400),
             ("POST", "/v1/audit", "", b"\xff\xfe", 400),
             ("DELETE", "/v1/audit", "", b"", 405),
+            ("HEAD", "/v1/audit", "", b"", 405),
             ("POST", "/health", "", b"", 405),
             ("GET", "/health", "x=1", b"", 400),
             ("GET", "/", "", b"", 404),
@@ -430,15 +440,13 @@ mod tests {
     }
 
     #[test]
-    fn audit_responses_are_marked_sensitive() {
+    fn audit_responses_carry_the_report() {
         let target = demo();
         let response = handle(&target, &request("GET", "/v1/audit", "", b""));
-        assert!(response.sensitive);
         assert_eq!(
             response.body["frameworks"].as_array().map(Vec::len),
             Some(2)
         );
-        assert!(!handle(&target, &request("GET", "/health", "", b"")).sensitive);
     }
 
     #[test]
@@ -470,7 +478,8 @@ mod tests {
             ("/v1/audit", Some("Bearer wrong-token-0123456789"), 401),
             ("/v1/audit", Some("Bearer 0123456789abcdef-token"), 200),
             ("/v1/frameworks", Some("Bearer 0123456789abcdef-token"), 200),
-            ("/nope", None, 404),
+            ("/nope", None, 401),
+            ("/nope", Some("Bearer 0123456789abcdef-token"), 404),
         ];
         for (path, authorization, status) in cases {
             let req = ApiRequest {

@@ -95,6 +95,11 @@ impl ContainerUri {
             return Err("must not contain user info".into());
         }
         let (host, port) = split_authority(authority).ok_or("has no valid host")?;
+        let host = if https {
+            host
+        } else {
+            crate::aws::endpoint::pin_localhost(host)
+        };
         let path_and_query = if tail.starts_with('/') {
             tail.to_string()
         } else {
