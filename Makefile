@@ -8,13 +8,15 @@ PY := $(VENV)/bin/python
 
 .PHONY: run test test-rust lint venv
 
-## run: the audit API on 0.0.0.0:8103, auditing the embedded demo inventory.
+## run: the audit API on 127.0.0.1:8103 (DSPM_LISTEN to change it), auditing
+## the embedded demo inventory.
+DSPM_LISTEN ?= 127.0.0.1:8103
 run:
 	$(CARGO) build --release
-	@echo "dspm-audit on http://127.0.0.1:8103 (demo inventory). Try:"
+	@echo "dspm-audit on http://$(DSPM_LISTEN) (demo inventory). Try:"
 	@echo "  curl -s localhost:8103/health"
 	@echo "  curl -s 'localhost:8103/v1/audit?framework=cis-aws-3.0'"
-	./target/release/dspm-audit serve --demo
+	DSPM_LISTEN=$(DSPM_LISTEN) ./target/release/dspm-audit serve --demo
 
 ## venv: the pinned AWS stand-in (moto) and reference client (boto3).
 venv: $(VENV)/.installed

@@ -73,6 +73,7 @@ image-bench: image-buildah
 
 ## audit: known vulnerabilities (offline RustSec copy) and license policy.
 audit:
+	@test -d $(ADVISORY_DB)/crates || { echo "audit: no RustSec advisory snapshot at $(ADVISORY_DB): it sits in shared/ beside the clone (CI lays it there); set ADVISORY_DB=/path/to/advisory-db"; exit 1; }
 	@$(IMAGE_TOOLS) audit deny
 	$(CARGO) audit --db $(ADVISORY_DB) --no-fetch
 	@# cargo-deny reads metadata for every platform in Cargo.lock, so the

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::audit::{self, AuditError, Target};
+use crate::audit::{self, Target};
 use crate::config::{self, AwsSettings, ServerSettings};
 use crate::report::render_table;
 use crate::server;
@@ -17,7 +17,7 @@ dspm-audit: data security posture audit of an AWS account, mapped to compliance 
 USAGE:
   dspm-audit serve   [--demo | --inventory FILE]
   dspm-audit scan    [--framework ID]... [--format json|table] [--demo | --inventory FILE]
-  dspm-audit collect                      (writes the inventory JSON to stdout)
+  dspm-audit collect [--demo]             (writes the inventory JSON to stdout)
   dspm-audit healthcheck                  (exit 0 when the local server is healthy)
   dspm-audit --version | --help
 
@@ -45,7 +45,10 @@ pub enum Command {
         frameworks: Vec<String>,
         format: Format,
     },
-    Collect,
+    /// `--demo` prints the embedded demo inventory instead of collecting.
+    Collect {
+        demo: bool,
+    },
     Healthcheck,
     Help,
     Version,
@@ -85,7 +88,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
                 .ok_or_else(|| format!("{name} needs a value"))
         };
         match arg.as_str() {
-            "--demo" if takes_source => set_source(&mut source, SourceArg::Demo)?,
+            "--demo" if takes_source || mode == "collect" => {
+                set_source(&mut source, SourceArg::Demo)?
+            }
             "--inventory" if takes_source => {
                 set_source(&mut source, SourceArg::File(value("--inventory")?))?
             }
@@ -107,7 +112,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             frameworks,
             format,
         }),
-        "collect" => Ok(Command::Collect),
+        "collect" => Ok(Command::Collect {
+            demo: source == SourceArg::Demo,
+        }),
         "healthcheck" => Ok(Command::Healthcheck),
         "help" | "--help" | "-h" => Ok(Command::Help),
         "version" | "--version" | "-V" => Ok(Command::Version),
@@ -140,7 +147,7 @@ pub fn run(command: Command) -> i32 {
             frameworks,
             format,
         } => scan(source, &frameworks, format),
-        Command::Collect => collect(),
+        Command::Collect { demo } => collect(demo),
         Command::Healthcheck => healthcheck(),
     }
 }
@@ -229,15 +236,19 @@ fn scan(source: SourceArg, frameworks: &[String], format: Format) -> i32 {
     }
 }
 
-fn collect() -> i32 {
+fn collect(demo: bool) -> i32 {
     init_logging("warn");
-    let aws = match AwsSettings::from_lookup(&config::process_env()) {
-        Ok(a) => a,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let inventory = match audit::collect_inventory(&aws) {
-        Ok(i) => i,
-        Err(e @ AuditError::Credentials(_)) | Err(e) => return fail(&e.to_string()),
+    let inventory = if demo {
+        crate::demo::inventory()
+    } else {
+        let aws = match AwsSettings::from_lookup(&config::process_env()) {
+            Ok(a) => a,
+            Err(e) => return fail(&e.to_string()),
+        };
+        match audit::collect_inventory(&aws) {
+            Ok(i) => i,
+            Err(e) => return fail(&e.to_string()),
+        }
     };
     let text = serde_json::to_string_pretty(&inventory).unwrap_or_default() + "\n";
     match std::io::stdout().write_all(text.as_bytes()) {
@@ -340,7 +351,8 @@ mod tests {
                     format: Format::Table,
                 }),
             ),
-            ("collect", Ok(Command::Collect)),
+            ("collect", Ok(Command::Collect { demo: false })),
+            ("collect --demo", Ok(Command::Collect { demo: true })),
             ("healthcheck", Ok(Command::Healthcheck)),
             ("--version", Ok(Command::Version)),
             ("scan --help", Ok(Command::Help)),
@@ -348,7 +360,7 @@ mod tests {
             ("scan --format xml", Err("unknown format")),
             ("scan --framework", Err("needs a value")),
             ("scan --demo --inventory x", Err("exclude each other")),
-            ("collect --demo", Err("unexpected argument")),
+            ("collect --inventory x", Err("unexpected argument")),
             ("serve --framework x", Err("unexpected argument")),
             ("audit", Err("unknown command")),
         ];
