@@ -222,11 +222,16 @@ fn scan(source: SourceArg, frameworks: &[String], format: Format) -> i32 {
         Ok(r) => r,
         Err(e) => return fail(&e.to_string()),
     };
-    let text = match format {
-        Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
-        Format::Table => render_table(&report),
+    // Written straight to stdout: a large account's report is megabytes,
+    // not worth holding twice.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = match format {
+        Format::Json => serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n")),
+        Format::Table => out.write_all(render_table(&report).as_bytes()),
     };
-    if let Err(e) = std::io::stdout().write_all(text.as_bytes()) {
+    if let Err(e) = written.and_then(|()| out.flush()) {
         return fail(&format!("cannot write the report: {e}"));
     }
     if report.has_failures_or_errors() {

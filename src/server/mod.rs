@@ -251,7 +251,10 @@ fn isolate(method: &str, path: &str, handler: impl FnOnce() -> ApiResponse) -> A
 /// The whole answer: status line, headers and body. Every answer is JSON,
 /// never sniffed and never cached (audit data and errors alike).
 fn response_bytes(response: &ApiResponse, head_only: bool, keep_alive: bool) -> Vec<u8> {
-    let mut body = serde_json::to_vec(&response.body).unwrap_or_default();
+    let mut body = match &response.rendered {
+        Some(bytes) => bytes.clone(),
+        None => serde_json::to_vec(&response.body).unwrap_or_default(),
+    };
     body.push(b'\n');
     let mut headers = vec![
         ("Content-Type", "application/json".to_string()),
