@@ -28,8 +28,8 @@ $(VENV)/.installed: tests/moto/requirements.txt
 ## test: install what the tests need, then run every test: lints, the Rust
 ## tests (unit, moto and stub integration), the supply-chain checks, the
 ## scratch image built and run with buildah (see mk/image.mk) and the deploy
-## kit (see mk/deploy.mk).
-test: venv lint test-rust audit hadolint image-test deploy-test
+## kit (see mk/deploy.mk) and a smoke run of the benchmark (mk/bench.mk).
+test: venv lint test-rust audit hadolint image-test deploy-test bench-smoke
 
 lint:
 	$(CARGO) fmt --all -- --check
