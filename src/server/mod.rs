@@ -52,19 +52,32 @@ struct Shared {
     queued: AtomicUsize,
     /// Requests being handled by workers.
     busy: AtomicUsize,
+    /// Connections handed to workers and not yet back with the reactor.
+    outstanding: AtomicUsize,
 }
 
-/// A complete request on its way to a worker.
+/// A complete request, with its connection, on its way to a worker.
 struct Job {
     token: Token,
     head: http::Head,
     body: Vec<u8>,
+    stream: mio::net::TcpStream,
+    peer: std::net::IpAddr,
+    /// Bytes received after this request (a pipelined next one).
+    leftover: Vec<u8>,
+    peer_closed: bool,
 }
 
-/// A worker's answer on its way back to the reactor, which writes it.
+/// A connection on its way back to the reactor, with the answer and how
+/// much of it the worker could write without waiting.
 struct Answer {
     token: Token,
+    stream: mio::net::TcpStream,
+    peer: std::net::IpAddr,
+    leftover: Vec<u8>,
+    peer_closed: bool,
     output: Vec<u8>,
+    written: usize,
     keep_alive: bool,
 }
 
@@ -106,6 +119,7 @@ pub fn serve(settings: &ServerSettings, target: Target) -> Result<(), String> {
         stop: AtomicBool::new(false),
         queued: AtomicUsize::new(0),
         busy: AtomicUsize::new(0),
+        outstanding: AtomicUsize::new(0),
     });
     let poll = Poll::new().map_err(|e| format!("cannot create the event poller: {e}"))?;
     let waker = Arc::new(
@@ -206,7 +220,8 @@ fn worker(shared: &Shared, queue: &Mutex<Receiver<Job>>, answers: &Sender<Answer
     }
 }
 
-/// Handles one request and renders the answer's bytes.
+/// Handles one request, renders the answer and writes as much of it as
+/// the socket takes without waiting; the reactor sends any rest.
 fn answer(shared: &Shared, job: Job) -> Answer {
     let started = Instant::now();
     let head = &job.head;
@@ -221,7 +236,7 @@ fn answer(shared: &Shared, job: Job) -> Answer {
     };
     let response = isolate(&head.method, path, || routes::handle(&shared.app, &request));
     let status = response.status;
-    let keep_alive = head.keep_alive() && !shared.stop.load(Ordering::Relaxed);
+    let mut keep_alive = head.keep_alive() && !shared.stop.load(Ordering::Relaxed);
     let output = response_bytes(&response, head.method == "HEAD", keep_alive);
     info!(
         "{} {} {status} {} ms",
@@ -229,9 +244,30 @@ fn answer(shared: &Shared, job: Job) -> Answer {
         routes::clip(path),
         started.elapsed().as_millis()
     );
+
+    let mut stream = job.stream;
+    let mut written = 0;
+    while written < output.len() {
+        match std::io::Write::write(&mut stream, &output[written..]) {
+            Ok(0) => break,
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(_) => {
+                // The client is gone: nothing more to send or keep.
+                written = output.len();
+                keep_alive = false;
+            }
+        }
+    }
     Answer {
         token: job.token,
+        stream,
+        peer: job.peer,
+        leftover: job.leftover,
+        peer_closed: job.peer_closed,
         output,
+        written,
         keep_alive,
     }
 }

@@ -46,8 +46,6 @@ enum Phase {
         started: Option<Instant>,
         continue_sent: bool,
     },
-    /// With a worker; not watched.
-    Working,
     /// Writing `output` from `written`; then keep the connection or close.
     Sending {
         output: Vec<u8>,
@@ -155,9 +153,7 @@ impl Reactor {
         for token in idle {
             self.close(token);
         }
-        self.connections.is_empty()
-            && self.shared.busy.load(Ordering::Relaxed) == 0
-            && self.shared.queued.load(Ordering::Relaxed) == 0
+        self.connections.is_empty() && self.shared.outstanding.load(Ordering::Relaxed) == 0
     }
 
     fn accept(&mut self) {
@@ -240,28 +236,47 @@ impl Reactor {
         }
     }
 
-    /// Answers from workers: start sending them.
+    /// Connections back from workers: the answer is written (the worker
+    /// writes what the socket takes at once), or the rest is sent here.
     fn take_answers(&mut self) {
         while let Ok(answer) = self.answers.try_recv() {
-            let Some(connection) = self.connections.get_mut(&answer.token) else {
-                continue;
-            };
-            let registered = self.poll.registry().register(
-                &mut connection.stream,
-                answer.token,
-                Interest::WRITABLE,
-            );
-            if registered.is_err() {
-                self.close(answer.token);
+            self.shared.outstanding.fetch_sub(1, Ordering::Relaxed);
+            let Answer {
+                token,
+                stream,
+                peer,
+                leftover,
+                peer_closed,
+                output,
+                written,
+                keep_alive,
+            } = answer;
+            if written < output.len() {
+                let sending = Phase::Sending {
+                    output,
+                    written,
+                    keep_alive,
+                    deadline: Instant::now() + WRITE_DEADLINE,
+                };
+                self.insert(token, stream, peer, leftover, sending, Interest::WRITABLE);
+                if let Some(c) = self.connections.get_mut(&token) {
+                    c.peer_closed = peer_closed;
+                }
                 continue;
             }
-            connection.phase = Phase::Sending {
-                output: answer.output,
-                written: 0,
-                keep_alive: answer.keep_alive,
-                deadline: Instant::now() + WRITE_DEADLINE,
+            if !keep_alive || peer_closed || self.shared.stop.load(Ordering::Relaxed) {
+                let _ = stream.shutdown(Shutdown::Write);
+                self.forget_peer(peer);
+                continue;
+            }
+            let started = (!leftover.is_empty()).then(Instant::now);
+            let receiving = Phase::Receiving {
+                started,
+                continue_sent: false,
             };
-            self.send(answer.token);
+            self.insert(token, stream, peer, leftover, receiving, Interest::READABLE);
+            // A pipelined request may already be here.
+            self.receive(token);
         }
     }
 
@@ -269,7 +284,7 @@ impl Reactor {
         match self.connections.get(&token).map(|c| &c.phase) {
             Some(Phase::Sending { .. }) => self.send(token),
             Some(Phase::Receiving { .. } | Phase::Draining { .. }) => self.receive(token),
-            Some(Phase::Working) | None => {}
+            None => {}
         }
     }
 
@@ -405,22 +420,35 @@ impl Reactor {
         }
     }
 
-    /// Hands a complete request to the workers.
+    /// Hands a complete request, with its connection, to the workers.
     fn dispatch(&mut self, token: Token, head: http::Head, body: Vec<u8>, consumed: usize) {
-        let Some(connection) = self.connections.get_mut(&token) else {
+        let Some(mut connection) = self.connections.remove(&token) else {
             return;
         };
-        connection.buffer.drain(..consumed);
         let _ = self.poll.registry().deregister(&mut connection.stream);
-        connection.phase = Phase::Working;
+        connection.buffer.drain(..consumed);
+        let job = Job {
+            token,
+            head,
+            body,
+            stream: connection.stream,
+            peer: connection.peer,
+            leftover: connection.buffer,
+            peer_closed: connection.peer_closed,
+        };
+        self.shared.outstanding.fetch_add(1, Ordering::Relaxed);
         self.shared.queued.fetch_add(1, Ordering::Relaxed);
-        match self.jobs.try_send(Job { token, head, body }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.shared.queued.fetch_sub(1, Ordering::Relaxed);
-                self.note_refusal();
-                self.refuse(token, 503, "the server is busy; retry shortly");
-            }
+        if let Err(TrySendError::Full(mut job)) | Err(TrySendError::Disconnected(mut job)) =
+            self.jobs.try_send(job)
+        {
+            self.shared.outstanding.fetch_sub(1, Ordering::Relaxed);
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            self.note_refusal();
+            let _ = job
+                .stream
+                .write(&error_bytes(503, "the server is busy; retry shortly"));
+            let _ = job.stream.shutdown(Shutdown::Write);
+            self.forget_peer(job.peer);
         }
     }
 
