@@ -187,6 +187,10 @@ impl AwsClient {
             .timeout_global(Some(settings.connect_timeout + settings.call_timeout))
             .user_agent(concat!("dspm-audit/", env!("CARGO_PKG_VERSION")))
             .max_response_header_size(64 * 1024)
+            // Keep a connection per parallel call alive, so a large audit
+            // does not pay a TLS handshake for most of its calls.
+            .max_idle_connections_per_host(settings.concurrency)
+            .max_idle_connections(settings.concurrency * 4)
             .build()
             .new_agent();
         let concurrency = settings.concurrency;
