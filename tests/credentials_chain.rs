@@ -6,44 +6,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use support::policy::{full_moto_policy, scratch};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use support::creds_stub::CredsStub;
 use support::moto::Moto;
 use support::product::{run, scan};
-
-const POLICY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/deploy/iam/dspm-audit-policy.json"
-);
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("creds-chain-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// The production policy plus moto's aliases for three S3 reads (see
-/// tests/moto_audit.rs).
-fn moto_policy(dir: &Path) -> PathBuf {
-    let doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(POLICY).expect("policy")).expect("JSON");
-    let mut actions: Vec<Value> = doc["Statement"]
-        .as_array()
-        .expect("statements")
-        .iter()
-        .flat_map(|s| s["Action"].as_array().expect("actions").clone())
-        .collect();
-    actions.push(json!("s3:GetPublicAccessBlock"));
-    actions.push(json!("s3:ListBucket"));
-    let path = dir.join("policy.json");
-    let policy = json!({"Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]});
-    std::fs::write(&path, policy.to_string()).expect("write policy");
-    path
-}
 
 fn user_env(endpoint: &str, auditor: &Value) -> Vec<(String, String)> {
     let field = |name: &str| auditor[name].as_str().expect(name).to_string();
@@ -63,7 +31,7 @@ fn user_env(endpoint: &str, auditor: &Value) -> Vec<(String, String)> {
 fn the_audit_runs_as_the_assumed_role() {
     let moto = Moto::start();
     moto.seed();
-    let auditor = moto.auditor(&moto_policy(&scratch("assume")));
+    let auditor = moto.auditor(&full_moto_policy(&scratch("creds-chain", "assume")));
     moto.set_auth(true);
     // Between the product and moto: a proxy that forwards the signed bytes
     // untouched and records them.
@@ -125,7 +93,7 @@ fn the_audit_runs_as_the_assumed_role() {
 #[test]
 fn chaining_failures_name_the_role_and_the_error() {
     let moto = Moto::start();
-    let auditor = moto.auditor(&moto_policy(&scratch("denied")));
+    let auditor = moto.auditor(&full_moto_policy(&scratch("creds-chain", "denied")));
     moto.set_auth(true);
     let mut env = user_env(&moto.endpoint(), &auditor);
 

@@ -6,7 +6,8 @@
 
 mod support;
 
-use std::path::PathBuf;
+use support::policy::{full_moto_policy, scratch};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -173,43 +174,11 @@ fn failed_refresh_keeps_valid_credentials_then_reports_the_error() {
     assert!(aws.credentials.ready().is_ok());
 }
 
-const POLICY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/deploy/iam/dspm-audit-policy.json"
-);
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("creds-refresh-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// The production policy plus moto's aliases for three S3 reads (see
-/// tests/moto_audit.rs).
-fn moto_policy(dir: &std::path::Path) -> PathBuf {
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(POLICY).expect("policy")).expect("JSON");
-    let mut actions: Vec<serde_json::Value> = doc["Statement"]
-        .as_array()
-        .expect("statements")
-        .iter()
-        .flat_map(|s| s["Action"].as_array().expect("actions").clone())
-        .collect();
-    actions.push(json!("s3:GetPublicAccessBlock"));
-    actions.push(json!("s3:ListBucket"));
-    let path = dir.join("policy.json");
-    let policy = json!({"Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]});
-    std::fs::write(&path, policy.to_string()).expect("write policy");
-    path
-}
-
 #[test]
 fn server_audits_refresh_30_s_credentials_once() {
     let moto = Moto::start();
     moto.seed();
-    let creds = moto.auditor(&moto_policy(&scratch("server")));
+    let creds = moto.auditor(&full_moto_policy(&scratch("creds-refresh", "server")));
     moto.set_auth(true);
     let field = |name: &str| creds[name].as_str().expect(name).to_string();
     let (key, secret, token) = (

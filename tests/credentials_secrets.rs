@@ -6,47 +6,17 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use support::policy::{full_moto_policy, scratch};
+
 use std::process::Output;
 
 use dspm_audit::timestamp::Timestamp;
-use serde_json::{json, Value};
 use support::creds_stub::{container_creds, xml_texts, CredsStub, Reply};
 use support::moto::Moto;
 use support::product::run;
 
 /// Everything at trace, as an operator debugging a problem would set it.
 const TRACE: &str = "trace";
-
-const POLICY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/deploy/iam/dspm-audit-policy.json"
-);
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("creds-secrets-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn moto_policy(dir: &Path) -> PathBuf {
-    let doc: Value =
-        serde_json::from_str(&std::fs::read_to_string(POLICY).expect("policy")).expect("JSON");
-    let mut actions: Vec<Value> = doc["Statement"]
-        .as_array()
-        .expect("statements")
-        .iter()
-        .flat_map(|s| s["Action"].as_array().expect("actions").clone())
-        .collect();
-    actions.push(json!("s3:GetPublicAccessBlock"));
-    actions.push(json!("s3:ListBucket"));
-    let path = dir.join("policy.json");
-    let policy = json!({"Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]});
-    std::fs::write(&path, policy.to_string()).expect("write policy");
-    path
-}
 
 /// The secret part of each credential: the key id past its kind prefix,
 /// the secret key, the session token.
@@ -98,14 +68,14 @@ fn assert_no_secret(what: &str, out: &Output, secrets: &[(String, String)]) {
 fn trace_logs_of_full_audits_carry_no_secret() {
     let moto = Moto::start();
     moto.seed();
-    let auditor = moto.auditor(&moto_policy(&scratch("policy")));
+    let auditor = moto.auditor(&full_moto_policy(&scratch("creds-secrets", "policy")));
     let field = |name: &str| auditor[name].as_str().expect(name).to_string();
 
     // 1. Web identity, chained into the audit role (moto's auth is off:
     //    it refuses unsigned calls otherwise).
     let proxy = CredsStub::proxy(moto.port(), |_, body| body);
     let web_token = "eyJhbGciOiJSUzI1NiJ9.web-identity-secret-token.c2lnbmF0dXJl";
-    let token_file = scratch("web").join("token");
+    let token_file = scratch("creds-secrets", "web").join("token");
     std::fs::write(&token_file, web_token).expect("write token");
     let env = vec![
         ("RUST_LOG".to_string(), TRACE.to_string()),

@@ -16,16 +16,17 @@
 
 mod support;
 
+use support::policy::{full_moto_policy, scratch};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use support::fault_proxy::{Fault, FaultProxy, Nth, Protocol, Record, Rule};
 use support::moto::Moto;
 
@@ -856,8 +857,8 @@ fn skew_corrected_signatures_are_accepted_by_moto_with_auth_on() {
     let _shared = keep_shared_moto();
     let moto = Moto::start();
     moto.seed();
-    let dir = scratch("skew-auth");
-    let creds = moto.auditor(&moto_policy(&dir, &policy_actions()));
+    let dir = scratch("faults", "skew-auth");
+    let creds = moto.auditor(&full_moto_policy(&dir));
     moto.set_auth(true);
     let proxy = FaultProxy::start(moto.port());
     let env = |endpoint: &str| {
@@ -1105,53 +1106,6 @@ fn the_retry_quota_stops_hammering_a_failing_endpoint() {
 }
 
 // ---- helpers ---------------------------------------------------------------------------
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("faults-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// The production audit policy shipped to customers.
-const POLICY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/deploy/iam/dspm-audit-policy.json"
-);
-
-/// moto 5.2.5 authorises some S3 reads under another name than AWS's IAM
-/// action (see tests/moto_audit.rs); the policy given to moto adds these.
-const MOTO_ALIASES: &[(&str, &str)] = &[
-    ("s3:GetAccountPublicAccessBlock", "s3:GetPublicAccessBlock"),
-    ("s3:GetBucketPublicAccessBlock", "s3:ListBucket"),
-    ("s3:GetEncryptionConfiguration", "s3:ListBucket"),
-];
-
-fn policy_actions() -> Vec<String> {
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(POLICY).expect("policy file"))
-        .expect("policy JSON");
-    doc["Statement"]
-        .as_array()
-        .expect("statements")
-        .iter()
-        .flat_map(|s| s["Action"].as_array().expect("action list").iter())
-        .map(|a| a.as_str().expect("action").to_string())
-        .collect()
-}
-
-/// The production policy's actions plus their moto aliases.
-fn moto_policy(dir: &Path, actions: &[String]) -> PathBuf {
-    let mut all: Vec<String> = actions.to_vec();
-    for (aws, alias) in MOTO_ALIASES {
-        if actions.iter().any(|a| a == aws) && !all.iter().any(|a| a == alias) {
-            all.push(alias.to_string());
-        }
-    }
-    let path = dir.join("policy.json");
-    let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": all, "Resource": "*"}]});
-    std::fs::write(&path, doc.to_string()).expect("write policy");
-    path
-}
 
 /// One unsigned request to moto on 127.0.0.1:`port`: status and body.
 fn raw_http(port: u16, method: &str, path: &str) -> (u16, String) {

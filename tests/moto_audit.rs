@@ -5,79 +5,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use support::moto::Moto;
+use support::policy::{alias_group, moto_policy, policy_actions, scratch};
 use support::product::{self, aws_env, scan, Server};
-
-/// The production audit policy shipped to customers.
-const POLICY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/deploy/iam/dspm-audit-policy.json"
-);
-
-/// moto 5.2.5 authorises some S3 reads under another name than AWS's IAM
-/// action (measured; see moto's `s3/responses.py` ACTION_MAP): the account
-/// public-access block as `s3:GetPublicAccessBlock`, and the bucket's
-/// public-access block and default encryption, which its map lacks, as
-/// `s3:ListBucket`. The policy given to moto adds these aliases; a removal
-/// test removes an action together with every action sharing its alias.
-const MOTO_ALIASES: &[(&str, &str)] = &[
-    ("s3:GetAccountPublicAccessBlock", "s3:GetPublicAccessBlock"),
-    ("s3:GetBucketPublicAccessBlock", "s3:ListBucket"),
-    ("s3:GetEncryptionConfiguration", "s3:ListBucket"),
-];
-
-fn moto_alias(action: &str) -> Option<&'static str> {
-    MOTO_ALIASES
-        .iter()
-        .find(|(aws, _)| *aws == action)
-        .map(|(_, alias)| *alias)
-}
-
-/// The action and the others that moto authorises under the same name.
-fn alias_group(action: &str, all: &[String]) -> Vec<String> {
-    all.iter()
-        .filter(|a| {
-            *a == action || (moto_alias(a).is_some() && moto_alias(a) == moto_alias(action))
-        })
-        .cloned()
-        .collect()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("moto-audit-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-fn policy_actions() -> Vec<String> {
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(POLICY).expect("policy file"))
-        .expect("policy JSON");
-    doc["Statement"]
-        .as_array()
-        .expect("statements")
-        .iter()
-        .flat_map(|s| s["Action"].as_array().expect("action list").iter())
-        .map(|a| a.as_str().expect("action").to_string())
-        .collect()
-}
-
-/// A one-statement policy allowing `actions` plus their moto aliases.
-fn moto_policy(dir: &Path, name: &str, actions: &[String]) -> PathBuf {
-    let mut all: Vec<String> = actions.to_vec();
-    for (aws, alias) in MOTO_ALIASES {
-        if actions.iter().any(|a| a == aws) && !all.iter().any(|a| a == alias) {
-            all.push(alias.to_string());
-        }
-    }
-    let path = dir.join(format!("{name}.json"));
-    let doc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": all, "Resource": "*"}]});
-    std::fs::write(&path, doc.to_string()).expect("write policy");
-    path
-}
 
 /// `(check, resource) -> status` from one framework's results.
 fn statuses(report: &Value) -> BTreeMap<(String, String), String> {
@@ -244,7 +177,7 @@ fn assert_matches_expected(report: &Value) {
 fn seeded_with_auth(name: &str) -> (Moto, Value, Vec<(String, String)>, PathBuf) {
     let moto = Moto::start();
     let seed = moto.seed();
-    let dir = scratch(name);
+    let dir = scratch("moto-audit", name);
     let creds = moto.auditor(&moto_policy(&dir, "full", &policy_actions()));
     moto.set_auth(true);
     let env = aws_env(&moto.endpoint(), &creds);
@@ -464,7 +397,7 @@ fn needed_only_for(check: &str, action: &str) -> Option<&'static [&'static str]>
 fn every_policy_action_is_needed_and_named_when_missing() {
     let moto = Moto::start();
     moto.seed();
-    let dir = scratch("least-privilege");
+    let dir = scratch("moto-audit", "least-privilege");
     let actions = policy_actions();
     let full = {
         let creds = moto.auditor_with_role(&moto_policy(&dir, "full", &actions), "auditor-full");

@@ -6,5 +6,6 @@
 pub mod creds_stub;
 pub mod fault_proxy;
 pub mod moto;
+pub mod policy;
 pub mod product;
 pub mod stub;
