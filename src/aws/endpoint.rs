@@ -233,14 +233,21 @@ pub fn is_loopback_host(host: &str) -> bool {
     host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
+/// Splits `host[:port]` or `[v6]:port`; the host lower-cased. Refuses an
+/// empty host, characters outside host names and IP literals, unbracketed
+/// IPv6, anything after `]` but a port, and port 0.
+pub fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let end = rest.find(']')?;
         let host = &rest[..end];
         host.parse::<std::net::Ipv6Addr>().ok()?;
-        (host, rest[end + 1..].strip_prefix(':'))
+        let after = &rest[end + 1..];
+        if !after.is_empty() && !after.starts_with(':') {
+            return None;
+        }
+        (host, after.strip_prefix(':'))
     } else {
-        match authority.rsplit_once(':') {
+        match authority.split_once(':') {
             Some((h, p)) => (h, Some(p)),
             None => (authority, None),
         }
@@ -253,7 +260,7 @@ fn split_host_port(authority: &str) -> Option<(String, Option<u16>)> {
         Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p != 0)?),
         None => None,
     };
-    Some((host.to_string(), port))
+    Some((host.to_ascii_lowercase(), port))
 }
 
 /// Where one request goes and how it is signed.

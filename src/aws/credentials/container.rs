@@ -94,7 +94,8 @@ impl ContainerUri {
         if authority.contains('@') {
             return Err("must not contain user info".into());
         }
-        let (host, port) = split_authority(authority).ok_or("has no valid host")?;
+        let (host, port) =
+            crate::aws::endpoint::split_host_port(authority).ok_or("has no valid host")?;
         let host = if https {
             host
         } else {
@@ -135,33 +136,6 @@ impl ContainerUri {
     pub fn url(&self) -> String {
         format!("{}{}", self.origin(), self.path_and_query)
     }
-}
-
-fn split_authority(authority: &str) -> Option<(String, Option<u16>)> {
-    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-        let end = rest.find(']')?;
-        let host = &rest[..end];
-        host.parse::<Ipv6Addr>().ok()?;
-        let after = &rest[end + 1..];
-        if !after.is_empty() && !after.starts_with(':') {
-            return None;
-        }
-        (host, after.strip_prefix(':'))
-    } else {
-        match authority.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':');
-    if host.is_empty() || !host.chars().all(valid) {
-        return None;
-    }
-    let port = match port {
-        Some(p) => Some(p.parse::<u16>().ok().filter(|p| *p != 0)?),
-        None => None,
-    };
-    Some((host.to_ascii_lowercase(), port))
 }
 
 /// Plain http is allowed to loopback, the ECS agent and the EKS Pod
