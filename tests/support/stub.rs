@@ -578,7 +578,8 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-fn is_disconnect(e: &io::Error) -> bool {
+/// Errors that mean the peer went away (or stopped answering).
+pub fn is_disconnect(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::ConnectionReset
@@ -590,7 +591,8 @@ fn is_disconnect(e: &io::Error) -> bool {
     )
 }
 
-fn invalid(what: impl Into<String>) -> io::Error {
+/// A malformed-input error for the test servers.
+pub fn invalid(what: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.into())
 }
 
